@@ -1,0 +1,147 @@
+"""The manager runs every subscription of a process in one task group."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from ..checkpoints import CheckpointRepository
+from ..errors import ConfigurationError, SubscriptionError
+from ..plugins import checkpoint_strategies
+from ..store import EventBus, EventSource, Notifier
+from .config import SubscriptionConfig
+from .subscription import Subscription, SubscriptionState
+
+__all__ = ["SubscriptionManager"]
+
+log = logging.getLogger("eventsource_core.subscriptions")
+
+
+class SubscriptionManager:
+    """Catches projections up from their checkpoints and keeps them live.
+
+    ``start()``/``stop()`` or ``async with manager:``. A projection that raises stops only its
+    own subscription; the error is on :attr:`errors` and the others keep running.
+    """
+
+    def __init__(
+        self,
+        event_store: EventSource,
+        event_bus: EventBus | None = None,
+        checkpoint_repo: CheckpointRepository | None = None,
+    ) -> None:
+        if checkpoint_repo is None:
+            raise ConfigurationError(
+                "SubscriptionManager needs a checkpoint_repo to know where projections stopped; "
+                "pass InMemoryCheckpointRepository() for tests"
+            )
+        self.event_store = event_store
+        self.event_bus = event_bus
+        self.checkpoint_repo = checkpoint_repo
+        self._subscriptions: dict[str, Subscription] = {}
+        self._task_group: TaskGroup | None = None
+        self._unlisten: list[Callable[[], None]] = []
+
+    @property
+    def subscriptions(self) -> dict[str, Subscription]:
+        return dict(self._subscriptions)
+
+    @property
+    def errors(self) -> dict[str, BaseException]:
+        """Subscriptions that stopped on an error, by name."""
+        return {n: s.error for n, s in self._subscriptions.items() if s.error is not None}
+
+    @property
+    def running(self) -> bool:
+        return self._task_group is not None
+
+    async def subscribe(
+        self,
+        projection: Any,
+        config: SubscriptionConfig | None = None,
+        name: str | None = None,
+    ) -> Subscription:
+        """Register ``projection`` under ``name`` (default: its class name).
+
+        Each name has its own checkpoint. Subscribing while running starts it at once.
+        """
+        config = config or SubscriptionConfig()
+        name = type(projection).__name__ if name is None else name
+        if name in self._subscriptions:
+            raise ConfigurationError(
+                f"a subscription named {name!r} already exists; each projection needs its own "
+                "name, because the name keys its checkpoint"
+            )
+        subscription = Subscription(
+            name,
+            projection,
+            config,
+            _policy_for(config),
+            self.event_store,
+            self.checkpoint_repo,
+        )
+        self._subscriptions[name] = subscription
+        if self._task_group is not None:
+            await self._task_group.start(subscription.run)
+        return subscription
+
+    async def start(self) -> None:
+        """Start every subscription; returns once each has begun (catch-up goes on after)."""
+        if self._task_group is not None:
+            raise SubscriptionError("the manager is already running; call stop() first")
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        self._task_group = task_group
+        for notifier in (self.event_bus, self.event_store):
+            if isinstance(notifier, Notifier):
+                self._unlisten.append(notifier.add_listener(self._notify_all))
+        for subscription in self._subscriptions.values():
+            if subscription.state is SubscriptionState.PENDING:
+                await task_group.start(subscription.run)
+
+    async def stop(self) -> None:
+        """Let each subscription finish its batch, save its final checkpoint, and end."""
+        task_group, self._task_group = self._task_group, None
+        if task_group is None:
+            return
+        for unlisten in self._unlisten:
+            unlisten()
+        self._unlisten.clear()
+        with anyio.CancelScope(shield=True):
+            async with anyio.create_task_group() as stopping:
+                for subscription in self._subscriptions.values():
+                    stopping.start_soon(subscription.stop)
+        await task_group.__aexit__(None, None, None)
+
+    async def __aenter__(self) -> SubscriptionManager:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def _notify_all(self) -> None:
+        for subscription in self._subscriptions.values():
+            subscription.notify()
+
+
+def _policy_for(config: SubscriptionConfig) -> Any:
+    strategies = checkpoint_strategies()
+    try:
+        factory = strategies[str(config.checkpoint_strategy)]
+    except KeyError:
+        raise ConfigurationError(
+            f"checkpoint strategy {config.checkpoint_strategy!r} is not registered; choose one of "
+            f"{', '.join(sorted(strategies))} or install the plugin that provides it"
+        ) from None
+    return factory(config)

@@ -1,0 +1,294 @@
+"""One subscription: a single reader that catches up from its checkpoint, then follows live.
+
+The store is the only source of events. Wake-ups (bus, NOTIFY) and the poll timer only make the
+reader look again, so catch-up and live mode are the same loop and cannot lose or repeat events.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import anyio
+from anyio.abc import TaskStatus
+
+from ..checkpoints import CheckpointRepository, validate_name
+from ..claims import Claim, ClaimingCheckpointRepository
+from ..errors import ConfigurationError, OwnershipLostError, ProjectionFailedError
+from ..events import DomainEvent, event_type_names
+from ..store import EventSource, StoredEvent
+from ..transactions import TransactionalCheckpointRepository
+from .config import SubscriptionConfig
+from .strategies import CheckpointPolicy
+
+__all__ = ["Subscription", "SubscriptionState"]
+
+log = logging.getLogger("eventsource_core.subscriptions")
+
+
+class SubscriptionState(enum.StrEnum):
+    PENDING = "pending"
+    STANDBY = "standby"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+class Subscription:
+    """Drives one projection. Create through :meth:`SubscriptionManager.subscribe`."""
+
+    def __init__(
+        self,
+        name: str,
+        projection: Any,
+        config: SubscriptionConfig,
+        policy: CheckpointPolicy,
+        source: EventSource,
+        checkpoints: CheckpointRepository,
+    ) -> None:
+        try:
+            self.name = validate_name(name)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        self.projection = projection
+        self.config = config
+        self.policy = policy
+        self.source = source
+        self.checkpoints = checkpoints
+        self.event_types = _subscribed_types(projection)
+        self.state = SubscriptionState.PENDING
+        self.error: BaseException | None = None
+        #: Position of the last event handled (saved or not).
+        self.position = 0
+        self.events_handled = 0
+        self._transactional = hasattr(projection, "handle_in_transaction")
+        if self._transactional and not isinstance(checkpoints, TransactionalCheckpointRepository):
+            raise ConfigurationError(
+                f"projection {name!r} defines handle_in_transaction, but "
+                f"{type(checkpoints).__name__} cannot run transactions; use the sqlite or "
+                "postgres checkpoint repository, or define handle(event) instead"
+            )
+        self._wake = anyio.Event()
+        self._stopping = False
+        self._cancel = anyio.CancelScope()
+        self._done = anyio.Event()
+        self._position_changed = anyio.Event()
+        self._started_once = False
+        self._pending = 0
+        self._last: StoredEvent | None = None
+        self._saved_at = time.monotonic()
+
+    def notify(self) -> None:
+        """New events may exist; the reader looks again (a hint, never data)."""
+        self._wake.set()
+
+    async def wait_for_position(self, position: int) -> None:
+        """Wait until events up to ``position`` have been handled (or the subscription ended)."""
+        while self.position < position and not self._done.is_set():
+            changed = self._position_changed
+            with anyio.move_on_after(self.config.poll_interval):
+                await changed.wait()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run until stopped or failed. Never raises: the error is kept on ``self.error``."""
+        try:
+            with self._cancel:
+                task_status.started()
+                if isinstance(self.checkpoints, ClaimingCheckpointRepository):
+                    await self._run_claimed(self.checkpoints)
+                else:
+                    await self._run_owned()
+        except Exception as exc:  # kept for the manager; other subscriptions go on
+            self.error = exc
+            self.state = SubscriptionState.FAILED
+            log.error("subscription %r failed: %s", self.name, exc, exc_info=exc)
+        finally:
+            if self.state is not SubscriptionState.FAILED:
+                self.state = SubscriptionState.STOPPED
+            self._done.set()
+            self._position_changed.set()
+
+    async def stop(self) -> None:
+        """Finish the current event (or batch), save the checkpoint, and return."""
+        self._stopping = True
+        self._wake.set()
+        with anyio.move_on_after(self.config.stop_timeout) as scope:
+            await self._done.wait()
+        if scope.cancelled_caught:
+            log.warning(
+                "subscription %r did not finish its batch within %.1fs; cancelling its handler",
+                self.name,
+                self.config.stop_timeout,
+            )
+            self._cancel.cancel()
+            await self._done.wait()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    async def _run_claimed(self, claims: ClaimingCheckpointRepository) -> None:
+        while not self._stopping:
+            self.state = SubscriptionState.STANDBY
+            async with claims.claim(self.name) as claim:
+                lost = await self._run_while_owned(claim)
+            if not lost:
+                return
+            log.warning("subscription %r lost its claim; standing by to reclaim it", self.name)
+
+    async def _run_while_owned(self, claim: Claim) -> bool:
+        """Process while ``claim`` holds; True if it was lost rather than stopped."""
+        lost = False
+        failure: Exception | None = None
+        async with anyio.create_task_group() as tg:
+
+            async def watch() -> None:
+                nonlocal lost
+                await claim.wait_lost()
+                lost = True
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(watch)
+            try:
+                await self._run_owned()
+            except OwnershipLostError:
+                lost = True
+            except Exception as exc:  # re-raised below, outside the task group's wrapping
+                failure = exc
+            tg.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        return lost and not self._stopping
+
+    async def _run_owned(self) -> None:
+        self.state = SubscriptionState.RUNNING
+        self.position = await self._start_position()
+        self._pending, self._last = 0, None
+        try:
+            await self._drain_forever()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._flush()
+
+    async def _start_position(self) -> int:
+        saved = await self.checkpoints.get_position(self.name)
+        start = self.config.start_from
+        if self._started_once or start == "checkpoint":
+            return saved or 0
+        self._started_once = True
+        if start == "beginning":
+            target = 0
+        elif start == "end":
+            target = await self.source.current_position()
+        else:
+            target = int(start)
+        if saved is not None and saved > target:
+            log.info("subscription %r rewinds from %d to %d", self.name, saved, target)
+            await self.checkpoints.reset_checkpoint(self.name)
+        return target
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def _drain_forever(self) -> None:
+        batch_size = self.config.batch_size
+        while not self._stopping:
+            wake = self._wake = anyio.Event()  # set by any notify() from here on
+            batch = await self.source.read_page(self.position, batch_size, self.event_types)
+            if batch:
+                await self._handle(batch)
+                if self._pending and self.policy.due(self._pending, self._since_save(), True):
+                    await self._flush()
+                if len(batch) == batch_size:
+                    await anyio.lowlevel.checkpoint()
+                    continue
+            await self._idle(wake)
+
+    async def _idle(self, wake: anyio.Event) -> None:
+        timeout = self.config.poll_interval
+        if self._pending:
+            recheck = self.policy.recheck_in(self._since_save())
+            if recheck is not None:
+                timeout = min(timeout, recheck)
+        with anyio.move_on_after(timeout):
+            await wake.wait()
+        if self._pending and self.policy.due(self._pending, self._since_save(), True):
+            await self._flush()
+
+    async def _handle(self, batch: Sequence[StoredEvent]) -> None:
+        if self._transactional:
+            await self._handle_in_transaction(batch)
+        elif (handle_batch := getattr(self.projection, "handle_batch", None)) is not None:
+            await self._guarded(handle_batch([s.event for s in batch]), None)
+            self._advance(batch[-1], len(batch))
+        else:
+            handle: Callable[[DomainEvent], Awaitable[None]] = self.projection.handle
+            policy = self.policy
+            per_event = policy.per_event
+            for stored in batch:
+                await self._guarded(handle(stored.event), stored)
+                self._advance(stored, 1)
+                if per_event and policy.due(self._pending, self._since_save(), False):
+                    await self._flush()
+                if self._stopping:
+                    break
+        changed, self._position_changed = self._position_changed, anyio.Event()
+        changed.set()
+
+    async def _handle_in_transaction(self, batch: Sequence[StoredEvent]) -> None:
+        assert isinstance(self.checkpoints, TransactionalCheckpointRepository)
+        handle = self.projection.handle_in_transaction
+        last = batch[-1]
+        async with self.checkpoints.transaction() as tx:
+            for stored in batch:
+                await self._guarded(handle(stored.event, tx), stored)
+            await tx.save_position(
+                self.name, last.global_position, last.event_id, last.event_type, events=len(batch)
+            )
+        self._advance(last, len(batch))
+        self._pending, self._saved_at = 0, time.monotonic()
+
+    async def _guarded(self, call: Awaitable[None], stored: StoredEvent | None) -> None:
+        """Await a handler; its exception becomes a ProjectionFailedError naming the event."""
+        try:
+            await call
+        except Exception as exc:
+            position = stored.global_position if stored is not None else None
+            event_type = stored.event.event_type if stored is not None else None
+            raise ProjectionFailedError(self.name, position, event_type) from exc
+
+    def _advance(self, stored: StoredEvent, count: int) -> None:
+        self._last = stored
+        self.position = stored.global_position
+        self._pending += count
+        self.events_handled += count
+
+    def _since_save(self) -> float:
+        return time.monotonic() - self._saved_at
+
+    async def _flush(self) -> None:
+        """Save progress up to the last handled event, if any is unsaved."""
+        last, pending = self._last, self._pending
+        if last is None or pending == 0:
+            return
+        await self.checkpoints.save_position(
+            self.name, last.global_position, last.event_id, last.event_type, events=pending
+        )
+        self._pending = 0
+        self._saved_at = time.monotonic()
+
+
+def _subscribed_types(projection: Any) -> list[str] | None:
+    if not callable(getattr(projection, "handle", None)) and not hasattr(
+        projection, "handle_in_transaction"
+    ):
+        raise ConfigurationError(
+            f"{type(projection).__name__} cannot be subscribed: define "
+            "'async def handle(self, event)' (and optionally subscribed_to())"
+        )
+    subscribed = getattr(projection, "subscribed_to", None)
+    return event_type_names(subscribed() if callable(subscribed) else None)
