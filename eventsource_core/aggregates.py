@@ -112,12 +112,14 @@ class AggregateRepository(Generic[A]):
         return await self.event_store.stream_version(aggregate_id, self.aggregate_type) > 0
 
     async def save(self, aggregate: A) -> None:
-        """Append the aggregate's new events; a concurrent save makes this raise and write nothing."""
+        """Append the new events; after a concurrent save this raises and writes nothing."""
         pending: Sequence[DomainEvent] = aggregate.uncommitted_events
         if not pending:
             return
         expected = aggregate.version - len(pending)
-        await self.event_store.append(aggregate.aggregate_id, self.aggregate_type, pending, expected)
+        await self.event_store.append(
+            aggregate.aggregate_id, self.aggregate_type, pending, expected
+        )
         aggregate.mark_events_as_committed()
         if self.event_publisher is not None:
             await self.event_publisher.publish(pending)

@@ -62,7 +62,9 @@ class ProjectionFailedError(SubscriptionError):
         self.name = name
         self.position = position
         self.event_type = event_type
-        where = f"event {event_type!r} at position {position}" if position is not None else "a batch"
+        where = (
+            f"event {event_type!r} at position {position}" if position is not None else "a batch"
+        )
         super().__init__(
             f"subscription {name!r} stopped: its projection raised while handling {where}. "
             "The checkpoint stays before that event; fix the handler and start the subscription "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast, dataclass_transform
 from uuid import UUID, uuid4
 
 import attrs
@@ -35,8 +35,14 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@attrs.frozen(kw_only=True)
-class DomainEvent:
+@dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(attrs.field,))
+class _EventFields:
+    """Tells type checkers that events are frozen, keyword-only field classes (attrs at runtime)."""
+
+    __slots__ = ()
+
+
+class DomainEvent(_EventFields):
     """Base class for events. Subclasses add fields and default ``event_type``/``aggregate_type``.
 
     Decorate each subclass with :func:`register_event` so it can be stored and read back.
@@ -51,7 +57,10 @@ class DomainEvent:
     metadata: Mapping[str, Any] = attrs.field(factory=dict)
 
 
-ENVELOPE_FIELDS: frozenset[str] = frozenset(a.name for a in attrs.fields(DomainEvent))
+if not TYPE_CHECKING:
+    DomainEvent = attrs.frozen(kw_only=True)(DomainEvent)
+
+ENVELOPE_FIELDS: frozenset[str] = frozenset(a.name for a in attrs.fields(cast(Any, DomainEvent)))
 
 
 class EventRegistry:
@@ -106,7 +115,7 @@ class EventRegistry:
 
 def type_name_of(cls: type[DomainEvent]) -> str:
     """The ``event_type`` a class stamps on its instances, taken from the field's default."""
-    default = attrs.fields_dict(cls)["event_type"].default
+    default = attrs.fields_dict(cast(Any, cls))["event_type"].default
     if not isinstance(default, str) or not default:
         raise TypeError(
             f"{_qualified(cls)} needs a default for event_type, "

@@ -62,8 +62,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
 def plugin_versions() -> dict[str, str]:
     """Installed plugin distributions and their versions, for bug reports."""
     return {
-        dist.project_name: dist.version
-        for _, dist in get_plugin_manager().list_plugin_distinfo()
+        dist.project_name: dist.version for _, dist in get_plugin_manager().list_plugin_distinfo()
     }
 
 

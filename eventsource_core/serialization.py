@@ -18,7 +18,7 @@ import cattrs
 from .errors import EventDecodeError
 from .events import ENVELOPE_FIELDS, DomainEvent, EventRegistry, default_registry
 
-__all__ = ["EventCodec", "Envelope", "make_converter", "register_hooks"]
+__all__ = ["Envelope", "EventCodec", "make_converter", "register_hooks"]
 
 
 def _structure_uuid(value: Any, _: type) -> UUID:

@@ -35,9 +35,7 @@ def _check_start(_: Any, __: attrs.Attribute[Any], value: object) -> None:
 def _positive(kind: type) -> Any:
     def check(_: Any, attribute: attrs.Attribute[Any], value: object) -> None:
         if isinstance(value, bool) or not isinstance(value, kind | int) or value <= 0:  # type: ignore[operator]
-            raise ConfigurationError(
-                f"{attribute.name} must be a positive number, got {value!r}"
-            )
+            raise ConfigurationError(f"{attribute.name} must be a positive number, got {value!r}")
 
     return check
 

@@ -28,7 +28,9 @@ class Withdrawn(DomainEvent):
     amount: int
 
 
-def make_events(count: int, aggregate_id: UUID | None = None, start_version: int = 1) -> list[DomainEvent]:
+def make_events(
+    count: int, aggregate_id: UUID | None = None, start_version: int = 1
+) -> list[DomainEvent]:
     """``count`` events for one account: an Opened, then alternating deposits and withdrawals."""
     aggregate_id = aggregate_id or uuid4()
     events: list[DomainEvent] = []
@@ -37,7 +39,9 @@ def make_events(count: int, aggregate_id: UUID | None = None, start_version: int
         if version == 1:
             events.append(Opened(aggregate_id=aggregate_id, aggregate_version=version, owner="ada"))
         elif version % 2 == 0:
-            events.append(Deposited(aggregate_id=aggregate_id, aggregate_version=version, amount=version))
+            events.append(
+                Deposited(aggregate_id=aggregate_id, aggregate_version=version, amount=version)
+            )
         else:
             events.append(Withdrawn(aggregate_id=aggregate_id, aggregate_version=version, amount=1))
     return events

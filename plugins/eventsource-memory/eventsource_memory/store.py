@@ -44,11 +44,11 @@ class InMemoryEventStore:
             self.registry.require(event)
         stream = self._streams.setdefault((aggregate_type, aggregate_id), [])
         if len(stream) != expected_version:
-            raise ConcurrencyError(f"{aggregate_type}-{aggregate_id}", expected_version, len(stream))
+            raise ConcurrencyError(
+                f"{aggregate_type}-{aggregate_id}", expected_version, len(stream)
+            )
         now = datetime.now(UTC)
-        stored = [
-            StoredEvent(event, len(self._log) + i + 1, now) for i, event in enumerate(events)
-        ]
+        stored = [StoredEvent(event, len(self._log) + i + 1, now) for i, event in enumerate(events)]
         for item in stored:
             self._log.append(item)
             self._by_type.setdefault(item.event.event_type, []).append(item)
