@@ -102,3 +102,14 @@ def demo(session: nox.Session) -> None:
         session.run("python", "examples/checkpoints_sqlite.py", str(db))
     else:
         session.run("python", "examples/checkpoints_tutorial.py")
+
+
+@nox.session(python=PYTHONS[0])
+@nox.parametrize("backend", BACKENDS, ids=BACKENDS)
+def bench(session: nox.Session, backend: str) -> None:
+    """Benchmark a backend; figures are printed as ratios to the raw driver in the same run."""
+    script = ROOT / "benchmarks" / f"{backend}_bench.py"
+    if not script.exists():
+        session.skip(f"no benchmark for {backend} yet")
+    install_backend(session, backend)
+    session.run("python", str(script), *session.posargs)

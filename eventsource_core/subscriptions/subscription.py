@@ -226,18 +226,51 @@ class Subscription:
             await self._guarded(handle_batch([s.event for s in batch]), None)
             self._advance(batch[-1], len(batch))
         else:
-            handle: Callable[[DomainEvent], Awaitable[None]] = self.projection.handle
-            policy = self.policy
-            per_event = policy.per_event
-            for stored in batch:
-                await self._guarded(handle(stored.event), stored)
-                self._advance(stored, 1)
-                if per_event and policy.due(self._pending, self._since_save(), False):
-                    await self._flush()
-                if self._stopping:
-                    break
+            await self._handle_each(batch)
         changed, self._position_changed = self._position_changed, anyio.Event()
         changed.set()
+
+    async def _handle_each(self, batch: Sequence[StoredEvent]) -> None:
+        """The hot path: one handler call per event, asking the policy in between.
+
+        Progress lives in locals and is written back in ``finally``, so a failure or a
+        cancellation mid-batch still leaves ``_last``/``_pending`` exact for the final save.
+        """
+        handle: Callable[[DomainEvent], Awaitable[None]] = self.projection.handle
+        due = self.policy.due if self.policy.per_event else None
+        save = self.checkpoints.save_position
+        monotonic = time.monotonic
+        name = self.name
+        last, pending, handled = self._last, self._pending, 0
+        try:
+            for stored in batch:
+                event = stored.event
+                try:
+                    await handle(event)
+                except Exception as exc:
+                    raise ProjectionFailedError(
+                        name, stored.global_position, event.event_type
+                    ) from exc
+                last = stored
+                pending += 1
+                handled += 1
+                if due is not None and due(pending, monotonic() - self._saved_at, False):
+                    await save(
+                        name,
+                        stored.global_position,
+                        event.event_id,
+                        event.event_type,
+                        events=pending,
+                    )
+                    pending = 0
+                    self._saved_at = monotonic()
+                if self._stopping:
+                    return
+        finally:
+            self._last, self._pending = last, pending
+            self.events_handled += handled
+            if last is not None:
+                self.position = last.global_position
 
     async def _handle_in_transaction(self, batch: Sequence[StoredEvent]) -> None:
         assert isinstance(self.checkpoints, TransactionalCheckpointRepository)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -22,10 +23,13 @@ class _Record:
         "processed_at",
     )
 
+    # processed_at is a time.time() float: building a datetime per save would dominate the
+    # AFTER_EACH_EVENT hot path, so readers convert it instead.
+
     def __init__(self) -> None:
         self.event_id: UUID | None = None
         self.event_type: str | None = None
-        self.processed_at: datetime | None = None
+        self.processed_at: float | None = None
         self.events_processed = 0
         self.position: int | None = None
 
@@ -55,7 +59,7 @@ class InMemoryCheckpointRepository:
         if record.event_id != event_id:
             record.events_processed += 1
         record.event_id, record.event_type = event_id, event_type
-        record.processed_at = datetime.now(UTC)
+        record.processed_at = time.time()
 
     async def get_position(self, subscription_id: str) -> int | None:
         record = self._records.get(subscription_id)
@@ -72,13 +76,15 @@ class InMemoryCheckpointRepository:
     ) -> None:
         if position < 0 or events < 0:
             raise ValueError(f"position and events must be >= 0, got {position} and {events}")
-        record = self._record(subscription_id)
-        if record.position is not None and position < record.position:
-            return
-        if position != record.position:
+        record = self._records.get(subscription_id) or self._record(subscription_id)
+        current = record.position
+        if current is not None and position <= current:
+            if position < current:
+                return
+        else:
             record.events_processed += events
         record.position, record.event_id, record.event_type = position, event_id, event_type
-        record.processed_at = datetime.now(UTC)
+        record.processed_at = time.time()
 
     async def reset_checkpoint(self, projection_name: str) -> None:
         await anyio.lowlevel.checkpoint()
@@ -95,7 +101,8 @@ class InMemoryCheckpointRepository:
         if record is None:
             return None
         last_id = None if record.event_id is None else str(record.event_id)
-        processed_at = None if record.processed_at is None else record.processed_at.isoformat()
+        processed = _as_datetime(record.processed_at)
+        processed_at = None if processed is None else processed.isoformat()
         if self.event_store is None:
             return LagMetrics(
                 projection_name=projection_name,
@@ -123,12 +130,16 @@ class InMemoryCheckpointRepository:
         )
 
 
+def _as_datetime(timestamp: float | None) -> datetime | None:
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
+
+
 def _data(name: str, record: _Record) -> CheckpointData:
     return CheckpointData(
         projection_name=name,
         last_event_id=record.event_id,
         last_event_type=record.event_type,
-        last_processed_at=record.processed_at,
+        last_processed_at=_as_datetime(record.processed_at),
         events_processed=record.events_processed,
         global_position=record.position,
     )
