@@ -1,4 +1,7 @@
+"""The whole conformance kit against the memory backend, on asyncio and trio."""
+
 import pytest
+
 from eventsource_core.testing import (
     CheckpointRepositoryContract,
     EventStoreContract,
