@@ -8,14 +8,14 @@ from types import TracebackType
 from typing import Any
 
 import anyio
-from anyio.abc import TaskGroup
 
 from ..checkpoints import CheckpointRepository
 from ..errors import ConfigurationError, SubscriptionError
 from ..plugins import checkpoint_strategies
 from ..store import EventBus, EventSource, Notifier
 from .config import SubscriptionConfig
-from .subscription import Subscription, SubscriptionState
+from .service import Service
+from .subscription import Subscription
 
 __all__ = ["SubscriptionManager"]
 
@@ -44,7 +44,7 @@ class SubscriptionManager:
         self.event_bus = event_bus
         self.checkpoint_repo = checkpoint_repo
         self._subscriptions: dict[str, Subscription] = {}
-        self._task_group: TaskGroup | None = None
+        self._service: Service | None = None
         self._unlisten: list[Callable[[], None]] = []
 
     @property
@@ -58,7 +58,7 @@ class SubscriptionManager:
 
     @property
     def running(self) -> bool:
-        return self._task_group is not None
+        return self._service is not None
 
     async def subscribe(
         self,
@@ -86,28 +86,33 @@ class SubscriptionManager:
             self.checkpoint_repo,
         )
         self._subscriptions[name] = subscription
-        if self._task_group is not None:
-            await self._task_group.start(subscription.run)
+        if self._service is not None:
+            await self._service.start(subscription.run)
         return subscription
 
     async def start(self) -> None:
-        """Start every subscription; returns once each has begun (catch-up goes on after)."""
-        if self._task_group is not None:
+        """Start every subscription; returns once each has begun (catch-up goes on after).
+
+        Subscriptions run in a service task of the manager's own, so managers can be started
+        and stopped in any order, from any task.
+        """
+        if self._service is not None:
             raise SubscriptionError("the manager is already running; call stop() first")
-        task_group = anyio.create_task_group()
-        await task_group.__aenter__()
-        self._task_group = task_group
+        service = Service()
+        await service.open()
+        self._service = service
         for notifier in (self.event_bus, self.event_store):
             if isinstance(notifier, Notifier):
                 self._unlisten.append(notifier.add_listener(self._notify_all))
         for subscription in self._subscriptions.values():
-            if subscription.state is SubscriptionState.PENDING:
-                await task_group.start(subscription.run)
+            if subscription.done:
+                subscription.prepare_restart()
+            await service.start(subscription.run)
 
     async def stop(self) -> None:
         """Let each subscription finish its batch, save its final checkpoint, and end."""
-        task_group, self._task_group = self._task_group, None
-        if task_group is None:
+        service, self._service = self._service, None
+        if service is None:
             return
         for unlisten in self._unlisten:
             unlisten()
@@ -116,7 +121,7 @@ class SubscriptionManager:
             async with anyio.create_task_group() as stopping:
                 for subscription in self._subscriptions.values():
                     stopping.start_soon(subscription.stop)
-        await task_group.__aexit__(None, None, None)
+            await service.close()
 
     async def __aenter__(self) -> SubscriptionManager:
         await self.start()

@@ -17,7 +17,12 @@ from anyio.abc import TaskStatus
 
 from ..checkpoints import CheckpointRepository, validate_name
 from ..claims import Claim, ClaimingCheckpointRepository
-from ..errors import ConfigurationError, OwnershipLostError, ProjectionFailedError
+from ..errors import (
+    ConfigurationError,
+    OwnershipLostError,
+    ProjectionFailedError,
+    SubscriptionError,
+)
 from ..events import DomainEvent, event_type_names
 from ..store import EventSource, StoredEvent
 from ..transactions import TransactionalCheckpointRepository
@@ -81,6 +86,15 @@ class Subscription:
         self._last: StoredEvent | None = None
         self._saved_at = time.monotonic()
 
+    def prepare_restart(self) -> None:
+        """Make a stopped or failed subscription runnable again; it resumes from its checkpoint."""
+        if not self._done.is_set():
+            raise SubscriptionError(f"subscription {self.name!r} is still running; stop it first")
+        self.state, self.error = SubscriptionState.PENDING, None
+        self._stopping = False
+        self._wake, self._done = anyio.Event(), anyio.Event()
+        self._cancel = anyio.CancelScope()
+
     def notify(self) -> None:
         """New events may exist; the reader looks again (a hint, never data)."""
         self._wake.set()
@@ -117,6 +131,8 @@ class Subscription:
         """Finish the current event (or batch), save the checkpoint, and return."""
         self._stopping = True
         self._wake.set()
+        if self.state is SubscriptionState.STANDBY:
+            self._cancel.cancel()  # nothing to save while waiting for a claim
         with anyio.move_on_after(self.config.stop_timeout) as scope:
             await self._done.wait()
         if scope.cancelled_caught:
