@@ -43,6 +43,10 @@ class ConcurrencyError(EventSourceError):
         )
 
 
+class InvalidAppendError(EventSourceError, ValueError):
+    """The events given to ``append`` do not belong to the stream or skip versions."""
+
+
 class AggregateNotFoundError(EventSourceError):
     """An aggregate was loaded that has no events."""
 

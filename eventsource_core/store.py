@@ -9,6 +9,7 @@ from uuid import UUID
 
 import attrs
 
+from .errors import InvalidAppendError
 from .events import DomainEvent
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "Notifier",
     "ReadAll",
     "StoredEvent",
+    "check_append",
 ]
 
 
@@ -45,6 +47,32 @@ class StoredEvent:
     @property
     def aggregate_version(self) -> int:
         return self.event.aggregate_version
+
+
+def check_append(
+    aggregate_id: UUID, aggregate_type: str, events: Sequence[DomainEvent], expected_version: int
+) -> None:
+    """Reject an append whose events name another stream or do not continue its versions.
+
+    Every backend calls this before writing, so a bad batch fails the same way everywhere.
+    """
+    if expected_version < 0:
+        raise InvalidAppendError(
+            f"expected_version must be >= 0 (0 for a new stream), got {expected_version}"
+        )
+    for offset, event in enumerate(events, start=1):
+        if event.aggregate_id != aggregate_id or event.aggregate_type != aggregate_type:
+            raise InvalidAppendError(
+                f"event {event.event_type!r} belongs to {event.aggregate_type} "
+                f"{event.aggregate_id}, not to the stream {aggregate_type} {aggregate_id} it was "
+                "appended to; append each aggregate's events to its own stream"
+            )
+        if event.aggregate_version != expected_version + offset:
+            raise InvalidAppendError(
+                f"event {event.event_type!r} has aggregate_version {event.aggregate_version}, "
+                f"but appending after version {expected_version} needs "
+                f"{expected_version + offset}; number new events with get_next_version()"
+            )
 
 
 @attrs.frozen

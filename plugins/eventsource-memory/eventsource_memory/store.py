@@ -20,6 +20,7 @@ from eventsource_core import (
     StoredEvent,
     default_registry,
 )
+from eventsource_core.store import check_append
 
 
 class InMemoryEventStore:
@@ -40,6 +41,7 @@ class InMemoryEventStore:
         expected_version: int,
     ) -> list[StoredEvent]:
         await anyio.lowlevel.checkpoint()
+        check_append(aggregate_id, aggregate_type, events, expected_version)
         for event in events:
             self.registry.require(event)
         stream = self._streams.setdefault((aggregate_type, aggregate_id), [])
