@@ -82,6 +82,7 @@ class Subscription:
         self._done = anyio.Event()
         self._position_changed = anyio.Event()
         self._started_once = False
+        self._end: int | None = None
         self._pending = 0
         self._last: StoredEvent | None = None
         self._saved_at = time.monotonic()
@@ -112,6 +113,9 @@ class Subscription:
         """Run until stopped or failed. Never raises: the error is kept on ``self.error``."""
         try:
             with self._cancel:
+                if self.config.start_from == "end" and not self._started_once:
+                    # Fix "the end" before callers go on: an append right after start() is new.
+                    self._end = await self.source.current_position()
                 task_status.started()
                 if isinstance(self.checkpoints, ClaimingCheckpointRepository):
                     await self._run_claimed(self.checkpoints)
@@ -200,7 +204,7 @@ class Subscription:
         if start == "beginning":
             target = 0
         elif start == "end":
-            target = await self.source.current_position()
+            target = self._end if self._end is not None else await self.source.current_position()
         else:
             target = int(start)
         if saved is not None and saved > target:
