@@ -1,0 +1,289 @@
+"""An event store in one SQLite file.
+
+SQLite lets one writer in at a time, and the append computes its positions inside that
+writer's ``BEGIN IMMEDIATE`` transaction, so position order is commit order: a reader at
+position N has seen every event at or below N, with no gaps to wait for.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, Self
+from uuid import UUID
+
+import aiosqlite
+
+from eventsource_core import (
+    Backlog,
+    ConcurrencyError,
+    DomainEvent,
+    EventCodec,
+    EventRegistry,
+    ReadAll,
+    StoredEvent,
+    default_registry,
+)
+
+from . import queries
+from .connection import connect, gate_for, path_from_url, storage_error
+from .schema import EVENTS, ensure_schema
+
+__all__ = ["SQLiteEventStore"]
+
+_INSERT = (
+    "INSERT INTO events (global_position, event_id, event_type, aggregate_id, aggregate_type, "
+    "aggregate_version, occurred_at, recorded_at, metadata, payload) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# The next position honours AUTOINCREMENT's high-water mark, so deleted tails are never reused.
+_HEAD = """
+SELECT
+  (SELECT COALESCE(MAX(aggregate_version), 0) FROM events
+    WHERE aggregate_type = ? AND aggregate_id = ?),
+  MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),
+      COALESCE((SELECT MAX(global_position) FROM events), 0))
+"""
+
+
+class SQLiteEventStore:
+    """Events in the ``events`` table of an open aiosqlite connection.
+
+    Pass the connection you already hold (``SQLiteEventStore(db)``), or let
+    ``async with SQLiteEventStore.open("sqlite:///events.db") as store`` own one.
+    A checkpoint repository may share the same connection or the same file.
+    """
+
+    def __init__(
+        self,
+        db: aiosqlite.Connection,
+        *,
+        registry: EventRegistry = default_registry,
+        codec: EventCodec | None = None,
+        adopt: bool = False,
+    ) -> None:
+        self.db = db
+        self.registry = registry
+        self.codec = codec or EventCodec(registry)
+        self._adopt = adopt
+        self._gate = gate_for(db)
+        self._listeners: list[Callable[[], None]] = []
+        self._where = "the SQLite event store"
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, url: str, **options: Any) -> AsyncIterator[Self]:
+        """Open ``sqlite:///path/events.db``; the connection closes when the block ends.
+
+        Options: ``busy_timeout`` (seconds, default 5), ``synchronous`` (default ``normal``),
+        ``adopt`` (add our tables to a database that holds other tables), ``registry``.
+        """
+        path, query = path_from_url(url)
+        busy = float(options.pop("busy_timeout", query.get("busy_timeout", 5.0)))
+        sync = str(options.pop("synchronous", query.get("synchronous", "normal")))
+        adopt = options.pop("adopt", query.get("adopt", "false"))
+        db = await connect(path, busy_timeout=busy, synchronous=sync)
+        try:
+            store = cls(db, adopt=_truthy(adopt), **options)
+            store._where = repr(path)
+            await store.ensure_schema()
+            yield store
+        finally:
+            await db.close()
+
+    async def ensure_schema(self) -> None:
+        """Create the events table on first use, or check the existing one (idempotent)."""
+        await ensure_schema(self.db, self._gate, EVENTS, where=self._where, adopt=self._adopt)
+
+    # -- writing -------------------------------------------------------------------------------
+
+    async def append(
+        self,
+        aggregate_id: UUID,
+        aggregate_type: str,
+        events: Sequence[DomainEvent],
+        expected_version: int,
+    ) -> list[StoredEvent]:
+        if expected_version < 0:
+            raise ValueError(f"expected_version must be >= 0, got {expected_version}")
+        encode = self.codec.encode
+        envelopes = [encode(event) for event in events]
+        for envelope in envelopes:
+            if envelope.aggregate_id != aggregate_id or envelope.aggregate_type != aggregate_type:
+                raise ValueError(
+                    f"event {envelope.event_id} belongs to {envelope.aggregate_type} "
+                    f"{envelope.aggregate_id}, not to {aggregate_type} {aggregate_id}; append "
+                    "each aggregate's events to its own stream"
+                )
+        if not events:
+            return []
+        await self.ensure_schema()
+        gate, db = self._gate, self.db
+        gate.refuse_nested_write("SQLiteEventStore.append")
+        dumps = self.codec.dumps
+        stream = str(aggregate_id)
+        now = datetime.now(UTC)
+        recorded = now.isoformat()
+        async with gate.lock:
+            try:
+                await db.execute_fetchall("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise storage_error(exc, self._where) from exc
+            try:
+                head = next(iter(await db.execute_fetchall(_HEAD, (aggregate_type, stream))))
+                version, last_position = int(head[0]), int(head[1])
+                if version != expected_version:
+                    raise ConcurrencyError(
+                        f"{aggregate_type}-{aggregate_id}", expected_version, version
+                    )
+                rows = [
+                    (
+                        last_position + i,
+                        str(env.event_id),
+                        env.event_type,
+                        stream,
+                        aggregate_type,
+                        env.aggregate_version,
+                        env.occurred_at.isoformat(),
+                        recorded,
+                        dumps(env.metadata) if env.metadata else "{}",
+                        dumps(env.payload),
+                    )
+                    for i, env in enumerate(envelopes, start=1)
+                ]
+                await db.executemany(_INSERT, rows)
+                await db.execute_fetchall("COMMIT")
+            except BaseException as exc:
+                await db.execute_fetchall("ROLLBACK")
+                if isinstance(exc, sqlite3.IntegrityError):
+                    raise _integrity_error(exc, aggregate_type, aggregate_id) from exc
+                if isinstance(exc, sqlite3.Error):
+                    raise storage_error(exc, self._where) from exc
+                raise
+        for listener in list(self._listeners):
+            listener()
+        return [
+            StoredEvent(event, last_position + i, now) for i, event in enumerate(events, start=1)
+        ]
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def read_page(
+        self, after_position: int, limit: int, event_types: Sequence[str] | None = None
+    ) -> list[StoredEvent]:
+        await self.ensure_schema()
+        sql, params = queries.page_params(after_position, limit, event_types)
+        rows = await self._fetch(sql, params)
+        return self._decode(rows)
+
+    def read_all(
+        self,
+        after_position: int = 0,
+        limit: int | None = None,
+        event_types: Sequence[str] | None = None,
+    ) -> ReadAll:
+        return ReadAll(self.read_page, after_position, limit, event_types)
+
+    async def read_stream(
+        self, aggregate_id: UUID, aggregate_type: str, after_version: int = 0
+    ) -> list[StoredEvent]:
+        await self.ensure_schema()
+        rows = await self._fetch(
+            f"SELECT {queries.COLUMNS} FROM events WHERE aggregate_type = ? AND aggregate_id = ? "
+            "AND aggregate_version > ? ORDER BY aggregate_version",
+            (aggregate_type, str(aggregate_id), after_version),
+        )
+        return self._decode(rows)
+
+    async def stream_version(self, aggregate_id: UUID, aggregate_type: str) -> int:
+        await self.ensure_schema()
+        rows = await self._fetch(
+            "SELECT COALESCE(MAX(aggregate_version), 0) FROM events "
+            "WHERE aggregate_type = ? AND aggregate_id = ?",
+            (aggregate_type, str(aggregate_id)),
+        )
+        return int(rows[0][0])
+
+    async def current_position(self) -> int:
+        await self.ensure_schema()
+        rows = await self._fetch("SELECT COALESCE(MAX(global_position), 0) FROM events", ())
+        return int(rows[0][0])
+
+    async def backlog(
+        self, after_position: int, event_types: Sequence[str] | None = None
+    ) -> Backlog:
+        await self.ensure_schema()
+        gate = self._gate
+        try:
+            if gate.held_by_me():
+                return await queries.backlog(self.db, after_position, event_types)
+            async with gate.lock:
+                return await queries.backlog(self.db, after_position, event_types)
+        except sqlite3.Error as exc:
+            raise storage_error(exc, self._where) from exc
+
+    def add_listener(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Appends through this object wake subscriptions; other processes are seen by polling."""
+        self._listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return remove
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    async def _fetch(self, sql: str, params: Iterable[Any]) -> list[Any]:
+        gate = self._gate
+        try:
+            if gate.owner is not None and gate.held_by_me():
+                return list(await self.db.execute_fetchall(sql, params))
+            async with gate.lock:
+                return list(await self.db.execute_fetchall(sql, params))
+        except sqlite3.Error as exc:
+            raise storage_error(exc, self._where) from exc
+
+    def _decode(self, rows: list[Any]) -> list[StoredEvent]:
+        decode = self.codec.decode
+        parsed: dict[str, datetime] = {}
+        out = []
+        for pos, eid, etype, aid, atype, aver, occurred, recorded, meta, payload in rows:
+            recorded_at = parsed.get(recorded)
+            if recorded_at is None:
+                recorded_at = parsed[recorded] = datetime.fromisoformat(recorded)
+            event = decode(
+                event_id=eid,
+                event_type=etype,
+                aggregate_id=aid,
+                aggregate_type=atype,
+                aggregate_version=aver,
+                occurred_at=occurred,
+                metadata=None if meta == "{}" else meta,
+                payload=payload,
+            )
+            out.append(StoredEvent(event, pos, recorded_at))
+        return out
+
+
+def _integrity_error(
+    exc: sqlite3.IntegrityError, aggregate_type: str, aggregate_id: UUID
+) -> Exception:
+    if "event_id" in str(exc):
+        return ValueError(
+            f"an event with one of these event_ids is already stored ({exc}); nothing was "
+            "written. Create new events (each gets a fresh event_id) instead of re-appending"
+        )
+    return ValueError(
+        f"the events' aggregate_version values clash with events already stored in "
+        f"{aggregate_type}-{aggregate_id} ({exc}); nothing was written. Number new events "
+        "expected_version + 1, expected_version + 2, ... (AggregateRoot.get_next_version does)"
+    )
+
+
+def _truthy(value: object) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return bool(value)
