@@ -1,0 +1,18 @@
+"""PostgreSQL backend: a gap-safe event store, checkpoints and NOTIFY wake-ups (asyncio only)."""
+
+from .checkpoints import PostgreSQLCheckpointRepository, PostgreSQLCheckpointTransaction
+from .errors import InvalidURLError, PostgresAuthenticationError, PostgresConnectionError
+from .gaps import HeldBack
+from .schema import LATEST_VERSION
+from .store import PostgreSQLEventStore
+
+__all__ = [
+    "LATEST_VERSION",
+    "HeldBack",
+    "InvalidURLError",
+    "PostgreSQLCheckpointRepository",
+    "PostgreSQLCheckpointTransaction",
+    "PostgreSQLEventStore",
+    "PostgresAuthenticationError",
+    "PostgresConnectionError",
+]

@@ -1,0 +1,277 @@
+"""Checkpoints in ``projection_checkpoints``, lag by SQL, and exactly-once transactions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+from uuid import UUID
+
+import asyncpg  # type: ignore[import-untyped]
+
+from eventsource_core import CheckpointData, LagMetrics, StorageError
+from eventsource_core.checkpoints import validate_name
+
+from .connection import create_pool
+from .schema import Names, ensure_schema
+
+__all__ = ["PostgreSQLCheckpointRepository", "PostgreSQLCheckpointTransaction"]
+
+
+class _Queries:
+    def __init__(self, n: Names) -> None:
+        c, e = n.checkpoints, n.events
+        self.get_checkpoint = f"SELECT last_event_id FROM {c} WHERE projection_name = $1"
+        self.get_position = f"SELECT global_position FROM {c} WHERE projection_name = $1"
+        # Never backwards; the same position again does not count again.
+        self.save_position = f"""
+            INSERT INTO {c} AS c (projection_name, global_position, last_event_id,
+                   last_event_type, events_processed, last_processed_at, created_at, updated_at)
+            VALUES ($1, $2, $3, $4, $5, now(), now(), now())
+            ON CONFLICT (projection_name) DO UPDATE SET
+                   events_processed = coalesce(c.events_processed, 0) + CASE
+                       WHEN c.global_position IS DISTINCT FROM EXCLUDED.global_position
+                       THEN EXCLUDED.events_processed ELSE 0 END,
+                   global_position = EXCLUDED.global_position,
+                   last_event_id = EXCLUDED.last_event_id,
+                   last_event_type = EXCLUDED.last_event_type,
+                   last_processed_at = now(),
+                   updated_at = now()
+             WHERE c.global_position IS NULL OR c.global_position <= EXCLUDED.global_position"""
+        self.update_checkpoint = f"""
+            INSERT INTO {c} AS c (projection_name, last_event_id, last_event_type,
+                   events_processed, last_processed_at, created_at, updated_at)
+            VALUES ($1, $2, $3, 1, now(), now(), now())
+            ON CONFLICT (projection_name) DO UPDATE SET
+                   events_processed = coalesce(c.events_processed, 0) + CASE
+                       WHEN c.last_event_id IS DISTINCT FROM EXCLUDED.last_event_id
+                       THEN 1 ELSE 0 END,
+                   last_event_id = EXCLUDED.last_event_id,
+                   last_event_type = EXCLUDED.last_event_type,
+                   last_processed_at = now(),
+                   updated_at = now()"""
+        self.reset = f"DELETE FROM {c} WHERE projection_name = $1"
+        self.all = (
+            f"SELECT projection_name, last_event_id, last_event_type, last_processed_at, "
+            f"events_processed, global_position FROM {c} ORDER BY projection_name"
+        )
+        lag = f"""
+            SELECT c.last_event_id, coalesce(c.events_processed, 0), c.last_processed_at,
+                   b.behind, b.oldest_lag, b.latest_id, b.latest_position
+              FROM {c} c
+              CROSS JOIN LATERAL (
+                SELECT (SELECT count(*) FROM {e}
+                         WHERE global_position > coalesce(c.global_position, 0) {{f}}) AS behind,
+                       (SELECT greatest(0, extract(epoch FROM clock_timestamp() - recorded_at))
+                          FROM {e} WHERE global_position > coalesce(c.global_position, 0) {{f}}
+                         ORDER BY global_position LIMIT 1) AS oldest_lag,
+                       l.event_id AS latest_id, l.global_position AS latest_position
+                  FROM (SELECT 1) one LEFT JOIN LATERAL (
+                       SELECT event_id, global_position FROM {e}
+                        WHERE global_position > coalesce(c.global_position, 0) {{f}}
+                        ORDER BY global_position DESC LIMIT 1) l ON true
+              ) b
+             WHERE c.projection_name = $1"""
+        self.lag = lag.format(f="")
+        self.lag_typed = lag.format(f="AND event_type = ANY($2::text[])")
+
+
+class PostgreSQLCheckpointTransaction:
+    """An open transaction on :attr:`connection`; the checkpoint commits with the read model."""
+
+    def __init__(
+        self, connection: asyncpg.Connection, repository: PostgreSQLCheckpointRepository
+    ) -> None:
+        self.connection = connection
+        self._repository = repository
+
+    async def save_position(
+        self,
+        subscription_id: str,
+        position: int,
+        event_id: UUID,
+        event_type: str,
+        *,
+        events: int = 1,
+    ) -> None:
+        await self._repository._save_position(
+            self.connection, subscription_id, position, event_id, event_type, events
+        )
+
+
+class PostgreSQLCheckpointRepository:
+    """Checkpoints in the same database as the events, so lag metrics are one query.
+
+    Pass an asyncpg pool, or use ``PostgreSQLCheckpointRepository.from_url(url)`` with
+    ``async with``. asyncpg runs on asyncio only.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool | None = None,
+        *,
+        schema: str = "public",
+        url: str | None = None,
+        pool_options: dict[str, Any] | None = None,
+    ) -> None:
+        if pool is None and url is None:
+            raise StorageError("PostgreSQLCheckpointRepository needs an asyncpg pool or a url")
+        self._pool = pool
+        self._owns_pool = pool is None
+        self._url = url
+        self._pool_options = pool_options or {}
+        self.names = Names(schema)
+        self._sql = _Queries(self.names)
+        self._ready = False
+        self._ready_lock = asyncio.Lock()
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> PostgreSQLCheckpointRepository:
+        """A repository that owns its pool; ``schema`` goes to it, the rest to the pool."""
+        schema = options.pop("schema", "public")
+        return cls(url=url, schema=schema, pool_options=options)
+
+    async def __aenter__(self) -> PostgreSQLCheckpointRepository:
+        await self.initialize()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def initialize(self) -> None:
+        if self._ready:
+            return
+        async with self._ready_lock:
+            if self._ready:
+                return
+            if self._pool is None:
+                assert self._url is not None
+                self._pool = await create_pool(self._url, **self._pool_options)
+            async with self._pool.acquire() as conn:
+                await ensure_schema(conn, self.names)
+            self._ready = True
+
+    async def close(self) -> None:
+        if self._owns_pool and self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+            self._ready = False
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StorageError(
+                "the repository is not open; use 'async with "
+                "PostgreSQLCheckpointRepository.from_url(url)' or pass an asyncpg pool"
+            )
+        return self._pool
+
+    async def _open_pool(self) -> asyncpg.Pool:
+        if not self._ready:
+            await self.initialize()
+        return self.pool
+
+    # -- the port ------------------------------------------------------------------------------
+
+    async def get_checkpoint(self, projection_name: str) -> UUID | None:
+        pool = await self._open_pool()
+        value: UUID | None = await pool.fetchval(self._sql.get_checkpoint, projection_name)
+        return value
+
+    async def update_checkpoint(
+        self, projection_name: str, event_id: UUID, event_type: str
+    ) -> None:
+        validate_name(projection_name)
+        pool = await self._open_pool()
+        await pool.execute(self._sql.update_checkpoint, projection_name, event_id, event_type)
+
+    async def get_position(self, subscription_id: str) -> int | None:
+        pool = await self._open_pool()
+        value: int | None = await pool.fetchval(self._sql.get_position, subscription_id)
+        return value
+
+    async def save_position(
+        self,
+        subscription_id: str,
+        position: int,
+        event_id: UUID,
+        event_type: str,
+        *,
+        events: int = 1,
+    ) -> None:
+        pool = await self._open_pool()
+        await self._save_position(pool, subscription_id, position, event_id, event_type, events)
+
+    async def _save_position(
+        self,
+        executor: asyncpg.Pool | asyncpg.Connection,
+        subscription_id: str,
+        position: int,
+        event_id: UUID,
+        event_type: str,
+        events: int,
+    ) -> None:
+        validate_name(subscription_id)
+        if position < 0 or events < 0:
+            raise ValueError(f"position and events must be >= 0, got {position} and {events}")
+        await executor.execute(
+            self._sql.save_position, subscription_id, position, event_id, event_type, events
+        )
+
+    async def reset_checkpoint(self, projection_name: str) -> None:
+        pool = await self._open_pool()
+        await pool.execute(self._sql.reset, projection_name)
+
+    async def get_all_checkpoints(self) -> list[CheckpointData]:
+        pool = await self._open_pool()
+        return [
+            CheckpointData(
+                projection_name=row[0],
+                last_event_id=row[1],
+                last_event_type=row[2],
+                last_processed_at=row[3],
+                events_processed=row[4] or 0,
+                global_position=row[5],
+            )
+            for row in await pool.fetch(self._sql.all)
+        ]
+
+    async def get_lag_metrics(
+        self, projection_name: str, event_types: list[str] | None = None
+    ) -> LagMetrics | None:
+        pool = await self._open_pool()
+        if event_types is None:
+            row = await pool.fetchrow(self._sql.lag, projection_name)
+        else:
+            row = await pool.fetchrow(self._sql.lag_typed, projection_name, list(event_types))
+        if row is None:
+            return None
+        last_id = None if row[0] is None else str(row[0])
+        processed_at: datetime | None = row[2]
+        return LagMetrics(
+            projection_name=projection_name,
+            last_event_id=last_id,
+            latest_event_id=str(row[5]) if row[5] is not None else last_id,
+            lag_seconds=float(row[4] or 0.0),
+            events_processed=int(row[1]),
+            last_processed_at=None if processed_at is None else processed_at.isoformat(),
+            events_behind=int(row[3]),
+            latest_position=row[6],
+        )
+
+    # -- exactly-once --------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PostgreSQLCheckpointTransaction]:
+        """A transaction on one pool connection: commit on normal exit, roll back on error."""
+        pool = await self._open_pool()
+        async with pool.acquire() as conn, conn.transaction():
+            yield PostgreSQLCheckpointTransaction(conn, self)

@@ -1,0 +1,118 @@
+"""LISTEN on a dedicated connection and wake subscriptions; reconnect with backoff if it drops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+
+__all__ = ["NotificationListener"]
+
+log = logging.getLogger("eventsource_postgres.notify")
+
+
+class NotificationListener:
+    """Holds one pool connection in LISTEN while anyone listens.
+
+    A notification only wakes readers; they read the store themselves. After every (re)connect
+    all listeners are woken once, because appends may have happened while nobody listened.
+    """
+
+    HEALTH_CHECK_SECONDS = 5.0
+    MAX_BACKOFF_SECONDS = 5.0
+
+    def __init__(self, pool: asyncpg.Pool, channel: str) -> None:
+        self._pool = pool
+        self._channel = channel
+        self._listeners: list[Callable[[], None]] = []
+        self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+        self.reconnects = 0
+
+    def add_listener(self, listener: Callable[[], None]) -> Callable[[], None]:
+        self._listeners.append(listener)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(
+                self._listen_forever(), name=f"eventsource LISTEN {self._channel}"
+            )
+
+        def remove() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+            if not self._listeners and self._task is not None:
+                self._task.cancel()
+                self._task = None
+
+        return remove
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        self._listeners.clear()
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def wake(self) -> None:
+        for listener in list(self._listeners):
+            listener()
+
+    def _on_notification(self, *_: Any) -> None:
+        self.wake()
+
+    async def _listen_forever(self) -> None:
+        delay = 0.05
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await self._pool.acquire()
+                lost = asyncio.Event()
+                conn.add_termination_listener(_setter(lost))
+                await conn.add_listener(self._channel, self._on_notification)
+                self.connected.set()
+                delay = 0.05
+                self.wake()
+                while not lost.is_set():
+                    try:
+                        await asyncio.wait_for(lost.wait(), self.HEALTH_CHECK_SECONDS)
+                    except TimeoutError:
+                        await asyncio.wait_for(conn.fetchval("SELECT 1"), 5.0)
+                raise ConnectionError("the LISTEN connection was closed")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.connected.clear()
+                self.reconnects += 1
+                log.warning(
+                    "PostgreSQL LISTEN on %r failed (%s: %s); polling covers the gap, "
+                    "reconnecting in %.2fs",
+                    self._channel,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+            finally:
+                self.connected.clear()
+                if conn is not None:
+                    await self._release(conn)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.MAX_BACKOFF_SECONDS)
+
+    async def _release(self, conn: asyncpg.Connection) -> None:
+        try:
+            if not conn.is_closed():
+                await asyncio.wait_for(
+                    conn.remove_listener(self._channel, self._on_notification), 2.0
+                )
+            await self._pool.release(conn, timeout=2.0)
+        except (Exception, asyncio.CancelledError) as exc:
+            log.debug("dropping the LISTEN connection: %s", exc)
+            conn.terminate()
+
+
+def _setter(event: asyncio.Event) -> Callable[[Any], None]:
+    return lambda _conn: event.set()

@@ -1,0 +1,183 @@
+"""Tables, the append function, and versioned migrations.
+
+Migrations run in one transaction under ``pg_advisory_xact_lock``, so any number of processes
+may start at once against an empty database: one creates the schema, the others wait and then
+find it current. Tables this package did not create are never altered or dropped.
+"""
+
+from __future__ import annotations
+
+import re
+
+import asyncpg  # type: ignore[import-untyped]
+
+from eventsource_core import SchemaError
+
+__all__ = ["LATEST_VERSION", "Names", "ensure_schema"]
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class Names:
+    """Qualified names in one PostgreSQL schema (namespace)."""
+
+    def __init__(self, schema: str = "public") -> None:
+        if not _IDENTIFIER.match(schema):
+            raise SchemaError(
+                f"schema name {schema!r} is not a plain lower-case identifier; use letters, "
+                "digits and underscores, for example schema='eventsource'"
+            )
+        self.schema = schema
+        self.events = f'"{schema}".events'
+        self.checkpoints = f'"{schema}".projection_checkpoints'
+        self.versions = f'"{schema}".eventsource_schema_version'
+        self.append = f'"{schema}".eventsource_append'
+        self.channel = f"eventsource_{schema}"
+        self.lock_key = f"eventsource.schema.{schema}"
+
+    #: Unqualified names of everything migration 1 creates, to detect foreign objects.
+    OWNED_TABLES = ("events", "projection_checkpoints")
+
+
+def _migration_1(n: Names) -> list[str]:
+    return [
+        f"""
+        CREATE TABLE {n.events} (
+            global_position bigint GENERATED ALWAYS AS IDENTITY (CACHE 1) PRIMARY KEY,
+            event_id uuid NOT NULL UNIQUE,
+            event_type text NOT NULL,
+            aggregate_id uuid NOT NULL,
+            aggregate_type text NOT NULL,
+            aggregate_version integer NOT NULL,
+            occurred_at timestamptz NOT NULL,
+            recorded_at timestamptz NOT NULL DEFAULT statement_timestamp(),
+            metadata jsonb,
+            payload jsonb NOT NULL,
+            CONSTRAINT events_stream_version_key
+                UNIQUE (aggregate_type, aggregate_id, aggregate_version)
+        )""",
+        f"CREATE INDEX events_type_position_idx ON {n.events} (event_type, global_position)",
+        f"""
+        CREATE TABLE {n.checkpoints} (
+            projection_name text PRIMARY KEY,
+            last_event_id uuid,
+            last_event_type text,
+            last_processed_at timestamptz,
+            events_processed bigint DEFAULT 0,
+            global_position bigint,
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL
+        )""",
+        # One round trip per append. The first statement gives the transaction its xid *before*
+        # the identity sequence hands out positions; the gap-safe reader relies on that order.
+        f"""
+        CREATE FUNCTION {n.append}(
+            p_aggregate_id uuid, p_aggregate_type text, p_expected integer,
+            p_event_ids uuid[], p_event_types text[], p_versions integer[],
+            p_occurred timestamptz[], p_metadata jsonb[], p_payloads jsonb[]
+        ) RETURNS TABLE (global_position bigint, recorded_at timestamptz)
+        LANGUAGE plpgsql AS $fn$
+        DECLARE
+            current_version integer;
+        BEGIN
+            PERFORM pg_current_xact_id();
+            SELECT coalesce(max(e.aggregate_version), 0) INTO current_version
+              FROM {n.events} e
+             WHERE e.aggregate_type = p_aggregate_type AND e.aggregate_id = p_aggregate_id;
+            IF current_version <> p_expected THEN
+                RAISE EXCEPTION USING ERRCODE = 'ES409', MESSAGE = current_version::text;
+            END IF;
+            RETURN QUERY
+              INSERT INTO {n.events} AS e (event_id, event_type, aggregate_id, aggregate_type,
+                     aggregate_version, occurred_at, metadata, payload)
+              SELECT u.event_id, u.event_type, p_aggregate_id, p_aggregate_type,
+                     u.version, u.occurred, u.metadata, u.payload
+                FROM unnest(p_event_ids, p_event_types, p_versions, p_occurred, p_metadata,
+                            p_payloads)
+                     WITH ORDINALITY AS u(event_id, event_type, version, occurred, metadata,
+                                          payload, n)
+               ORDER BY u.n
+              RETURNING e.global_position, e.recorded_at;
+            PERFORM pg_notify('{n.channel}', '');
+        END
+        $fn$""",
+    ]
+
+
+MIGRATIONS = {1: ("events, checkpoints, append function", _migration_1)}
+LATEST_VERSION = max(MIGRATIONS)
+
+
+async def _current_version(conn: asyncpg.Connection, n: Names) -> int | None:
+    """The applied version, or ``None`` when our version table does not exist."""
+    exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", n.versions)
+    if not exists:
+        return None
+    version = await conn.fetchval(f"SELECT max(version) FROM {n.versions}")
+    return int(version or 0)
+
+
+async def ensure_schema(conn: asyncpg.Connection, names: Names) -> int:
+    """Create or migrate the schema; returns the version now in place."""
+    version = await _current_version(conn, names)
+    if version == LATEST_VERSION:
+        return version
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", names.lock_key
+            )
+            if names.schema != "public":
+                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{names.schema}"')
+            version = await _current_version(conn, names)
+            if version is None:
+                await _refuse_foreign_objects(conn, names)
+                await conn.execute(
+                    f"CREATE TABLE {names.versions} (version integer PRIMARY KEY, "
+                    "description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+                )
+                version = 0
+            if version > LATEST_VERSION:
+                raise SchemaError(
+                    f"schema {names.schema!r} is at eventsource version {version}, newer than "
+                    f"this eventsource-postgres knows ({LATEST_VERSION}); upgrade the "
+                    "eventsource-postgres package. Nothing was changed"
+                )
+            for number in range(version + 1, LATEST_VERSION + 1):
+                description, statements = MIGRATIONS[number]
+                for statement in statements(names):
+                    await conn.execute(statement)
+                await conn.execute(
+                    f"INSERT INTO {names.versions} (version, description) VALUES ($1, $2)",
+                    number,
+                    description,
+                )
+    except asyncpg.InsufficientPrivilegeError as exc:
+        raise SchemaError(
+            f"cannot create the eventsource tables in schema {names.schema!r}: {exc}. Grant "
+            "CREATE on the schema to this user, or run once as a user who may"
+        ) from exc
+    return LATEST_VERSION
+
+
+async def _refuse_foreign_objects(conn: asyncpg.Connection, names: Names) -> None:
+    for table in Names.OWNED_TABLES:
+        qualified = f'"{names.schema}".{table}'
+        if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", qualified):
+            raise SchemaError(
+                f"schema {names.schema!r} already has a table {table!r} that eventsource did "
+                "not create (there is no eventsource_schema_version table). Nothing was "
+                "changed; use another database, or pass schema='eventsource' to keep our "
+                "tables apart"
+            )
+    exists = await conn.fetchval(
+        "SELECT count(*) FROM pg_proc p JOIN pg_namespace s ON s.oid = p.pronamespace "
+        "WHERE s.nspname = $1 AND p.proname = 'eventsource_append'",
+        names.schema,
+    )
+    if exists:
+        raise SchemaError(
+            f"schema {names.schema!r} has a function eventsource_append but no "
+            "eventsource_schema_version table; it was not created by this package. Nothing "
+            "was changed; drop it or use another schema"
+        )

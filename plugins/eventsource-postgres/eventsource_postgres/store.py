@@ -1,0 +1,415 @@
+"""The PostgreSQL event store: one-round-trip appends, gap-safe reads, NOTIFY wake-ups."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any
+from uuid import UUID
+
+import asyncpg  # type: ignore[import-untyped]
+
+from eventsource_core import (
+    Backlog,
+    ConcurrencyError,
+    DomainEvent,
+    EventCodec,
+    EventRegistry,
+    ReadAll,
+    StorageError,
+    StoredEvent,
+    default_registry,
+)
+
+from .connection import create_pool
+from .gaps import GapTracker, HeldBack, Snapshot
+from .notify import NotificationListener
+from .schema import Names, ensure_schema
+
+__all__ = ["PostgreSQLEventStore"]
+
+_COLUMNS = (
+    "global_position, event_id, event_type, aggregate_id, aggregate_type, aggregate_version, "
+    "occurred_at, recorded_at, metadata, payload"
+)
+
+
+class _Queries:
+    """Every statement the store runs, for one schema."""
+
+    def __init__(self, n: Names) -> None:
+        e = n.events
+        self.append = (
+            f"SELECT global_position, recorded_at FROM {n.append}($1,$2,$3,$4,$5,$6,$7,$8,$9)"
+        )
+        self.read = (
+            f"SELECT {_COLUMNS} FROM {e} WHERE global_position > $1 "
+            "ORDER BY global_position LIMIT $2"
+        )
+        self.read_bounded = (
+            f"SELECT {_COLUMNS} FROM {e} WHERE global_position > $1 AND global_position <= $2 "
+            "ORDER BY global_position LIMIT $3"
+        )
+        self.read_typed = (
+            f"SELECT {_COLUMNS} FROM {e} WHERE global_position > $1 AND global_position <= $2 "
+            "AND event_type = ANY($3::text[]) ORDER BY global_position LIMIT $4"
+        )
+        self.read_stream = (
+            f"SELECT {_COLUMNS} FROM {e} WHERE aggregate_type = $1 AND aggregate_id = $2 "
+            "AND aggregate_version > $3 ORDER BY aggregate_version"
+        )
+        self.stream_version = (
+            f"SELECT coalesce(max(aggregate_version), 0) FROM {e} "
+            "WHERE aggregate_type = $1 AND aggregate_id = $2"
+        )
+        # Positions only (an index-only scan), with the snapshot of the same statement.
+        self.scan = f"""
+            WITH chunk AS MATERIALIZED (
+                SELECT global_position AS p FROM {e} WHERE global_position > $1
+                ORDER BY global_position LIMIT $2
+            ), holes AS (
+                SELECT prev + 1 AS first_missing, p - 1 AS last_missing
+                  FROM (SELECT p, lag(p, 1, $1::bigint) OVER (ORDER BY p) AS prev FROM chunk) g
+                 WHERE p > prev + 1
+            )
+            SELECT pg_current_snapshot()::text AS snap,
+                   (SELECT max(p) FROM chunk) AS top,
+                   (SELECT count(*) FROM chunk) AS n,
+                   ARRAY(SELECT first_missing FROM holes ORDER BY first_missing) AS firsts,
+                   ARRAY(SELECT last_missing FROM holes ORDER BY first_missing) AS lasts"""
+        self.new_xid = "SELECT pg_current_xact_id()::text"
+        backlog = f"""
+            SELECT (SELECT count(*) FROM {e} WHERE global_position > $1 {{f}}) AS behind,
+                   (SELECT recorded_at FROM {e} WHERE global_position > $1 {{f}}
+                     ORDER BY global_position LIMIT 1) AS oldest,
+                   l.event_id, l.global_position
+              FROM (SELECT 1) one LEFT JOIN LATERAL (
+                   SELECT event_id, global_position FROM {e} WHERE global_position > $1 {{f}}
+                    ORDER BY global_position DESC LIMIT 1) l ON true"""
+        self.backlog = backlog.format(f="")
+        self.backlog_typed = backlog.format(f="AND event_type = ANY($2::text[])")
+
+
+class PostgreSQLEventStore:
+    """Events in one PostgreSQL table with a gap-safe global order.
+
+    Pass an asyncpg pool you own, or use ``PostgreSQLEventStore.from_url(url)`` and
+    ``async with`` to let the store own one. asyncpg runs on asyncio only.
+    """
+
+    SCAN_CHUNK = 10_000
+    MAX_SCAN_CHUNK = 200_000
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool | None = None,
+        *,
+        schema: str = "public",
+        registry: EventRegistry = default_registry,
+        url: str | None = None,
+        pool_options: dict[str, Any] | None = None,
+    ) -> None:
+        if pool is None and url is None:
+            raise StorageError("PostgreSQLEventStore needs an asyncpg pool or a url")
+        self._pool = pool
+        self._owns_pool = pool is None
+        self._url = url
+        self._pool_options = pool_options or {}
+        self.names = Names(schema)
+        self.codec = EventCodec(registry)
+        self.registry = registry
+        self._sql = _Queries(self.names)
+        self._ready = False
+        self._ready_lock = asyncio.Lock()
+        self._gaps = GapTracker()
+        self._settle_lock = asyncio.Lock()
+        self._scans = 0
+        self._last_scan_bound = -1
+        self._last_scan_exhausted = False
+        self._notifier: NotificationListener | None = None
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> PostgreSQLEventStore:
+        """A store that opens (and on exit closes) its own pool; use it with ``async with``.
+
+        ``schema`` and ``registry`` go to the store; other options (``min_size``,
+        ``max_size``, ...) go to ``asyncpg.create_pool``.
+        """
+        store_options = {k: options.pop(k) for k in ("schema", "registry") if k in options}
+        return cls(url=url, pool_options=options, **store_options)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> PostgreSQLEventStore:
+        await self.initialize()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def initialize(self) -> None:
+        """Open the pool (if we own it) and create or migrate the schema."""
+        if self._ready:
+            return
+        async with self._ready_lock:
+            if self._ready:
+                return
+            if self._pool is None:
+                assert self._url is not None
+                self._pool = await create_pool(self._url, **self._pool_options)
+            async with self._pool.acquire() as conn:
+                await ensure_schema(conn, self.names)
+            self._ready = True
+
+    async def close(self) -> None:
+        """Stop listening; close the pool if the store opened it."""
+        if self._notifier is not None:
+            await self._notifier.close()
+            self._notifier = None
+        if self._owns_pool and self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+            self._ready = False
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StorageError(
+                "the store is not open; use 'async with PostgreSQLEventStore.from_url(url)' or "
+                "pass an asyncpg pool"
+            )
+        return self._pool
+
+    async def _open_pool(self) -> asyncpg.Pool:
+        if not self._ready:
+            await self.initialize()
+        return self.pool
+
+    # -- writing -------------------------------------------------------------------------------
+
+    async def append(
+        self,
+        aggregate_id: UUID,
+        aggregate_type: str,
+        events: Sequence[DomainEvent],
+        expected_version: int,
+        *,
+        connection: asyncpg.Connection | None = None,
+    ) -> list[StoredEvent]:
+        """Append in one round trip. Pass ``connection`` to append inside your own transaction."""
+        if not events:
+            return []
+        pool = await self._open_pool()
+        envelopes = [self.codec.encode(event) for event in events]
+        dumps = self.codec.dumps
+        args = (
+            aggregate_id,
+            aggregate_type,
+            expected_version,
+            [e.event_id for e in envelopes],
+            [e.event_type for e in envelopes],
+            [e.aggregate_version for e in envelopes],
+            [e.occurred_at for e in envelopes],
+            [dumps(e.metadata) if e.metadata else None for e in envelopes],
+            [dumps(e.payload) for e in envelopes],
+        )
+        try:
+            if connection is not None:
+                rows = await connection.fetch(self._sql.append, *args)
+            else:
+                rows = await pool.fetch(self._sql.append, *args)
+        except asyncpg.PostgresError as exc:
+            error = await self._append_error(exc, aggregate_id, aggregate_type, expected_version)
+            raise error from exc
+        return [StoredEvent(event, row[0], row[1]) for event, row in zip(events, rows, strict=True)]
+
+    async def _append_error(
+        self, exc: asyncpg.PostgresError, aggregate_id: UUID, aggregate_type: str, expected: int
+    ) -> Exception:
+        stream = f"{aggregate_type}-{aggregate_id}"
+        sqlstate = getattr(exc, "sqlstate", None)
+        if sqlstate == "ES409":
+            return ConcurrencyError(stream, expected, int(str(exc.args[0]) if exc.args else -1))
+        if isinstance(exc, asyncpg.UniqueViolationError):
+            if getattr(exc, "constraint_name", None) == "events_stream_version_key":
+                actual = await self.stream_version(aggregate_id, aggregate_type)
+                return ConcurrencyError(stream, expected, actual)
+            return StorageError(
+                f"an event id in this append to {stream} is already stored ({exc}); nothing was "
+                "written. Events are immutable: create new event objects for new facts"
+            )
+        return StorageError(f"appending to {stream} failed: {exc}; nothing was written")
+
+    # -- reading streams -----------------------------------------------------------------------
+
+    async def read_stream(
+        self, aggregate_id: UUID, aggregate_type: str, after_version: int = 0
+    ) -> list[StoredEvent]:
+        pool = await self._open_pool()
+        rows = await pool.fetch(self._sql.read_stream, aggregate_type, aggregate_id, after_version)
+        return self._decode(rows)
+
+    async def stream_version(self, aggregate_id: UUID, aggregate_type: str) -> int:
+        pool = await self._open_pool()
+        return int(await pool.fetchval(self._sql.stream_version, aggregate_type, aggregate_id))
+
+    # -- the global log ------------------------------------------------------------------------
+
+    def read_all(
+        self,
+        after_position: int = 0,
+        limit: int | None = None,
+        event_types: Sequence[str] | None = None,
+    ) -> ReadAll:
+        return ReadAll(self.read_page, after_position, limit, event_types)
+
+    async def read_page(
+        self, after_position: int, limit: int, event_types: Sequence[str] | None = None
+    ) -> list[StoredEvent]:
+        """Events after ``after_position`` in position order, never past an unsettled hole."""
+        pool = await self._open_pool()
+        if event_types is not None:
+            return await self._read_typed(pool, after_position, limit, list(event_types))
+        rows = await pool.fetch(self._sql.read, after_position, limit)
+        if not rows:
+            return []
+        bound = self._gaps.settled_until(after_position)
+        last = rows[-1][0]
+        if last > bound:
+            if _contiguous_above(rows, bound):
+                self._gaps.extend(after_position, last)
+            else:
+                bound, _ = await self._settle(after_position, limit)
+                rows = await pool.fetch(self._sql.read_bounded, after_position, bound, limit)
+        return self._decode(rows)
+
+    async def _read_typed(
+        self, pool: asyncpg.Pool, after: int, limit: int, types: list[str]
+    ) -> list[StoredEvent]:
+        bound = self._gaps.settled_until(after)
+        rows: list[Any] = []
+        start, exhausted = after, False
+        while True:
+            if bound > start:
+                more = await pool.fetch(
+                    self._sql.read_typed, start, bound, types, limit - len(rows)
+                )
+                rows.extend(more)
+                if len(rows) >= limit or exhausted:
+                    break
+                start = bound
+            elif exhausted:
+                break
+            bound, exhausted = await self._settle(after, limit)
+        return self._decode(rows)
+
+    async def current_position(self) -> int:
+        """The highest position below which no event can still appear."""
+        await self._open_pool()
+        bound, exhausted = await self._settle(0, 2**62)
+        while not exhausted:
+            bound, exhausted = await self._settle(0, 2**62)
+        return bound
+
+    async def _settle(self, after: int, want: int) -> tuple[int, bool]:
+        """Extend the settled range holding ``after``; returns its bound and whether it is
+        as far as the store allows now (the top, or a hole that cannot be settled yet)."""
+        seen = self._scans
+        async with self._settle_lock:
+            bound = self._gaps.settled_until(after)
+            if self._scans > seen and bound == self._last_scan_bound:
+                # a scan that began after our call already did the work
+                return bound, self._last_scan_exhausted
+            chunk = max(self.SCAN_CHUNK, min(want, self.MAX_SCAN_CHUNK))
+            self._scans += 1
+            for _ in range(64):
+                row = await self.pool.fetchrow(self._sql.scan, bound, chunk)
+                snapshot = Snapshot.parse(row["snap"])
+                holes = list(zip(row["firsts"], row["lasts"], strict=True))
+                new_bound, unknown = self._gaps.decide(bound, row["top"], holes, snapshot)
+                if unknown:
+                    upper = int(await self.pool.fetchval(self._sql.new_xid))
+                    self._gaps.record(unknown, snapshot, upper)
+                    bound = new_bound
+                    continue  # look again now: a rolled-back hole settles at once
+                full = row["n"] == chunk
+                bound = new_bound
+                if new_bound < (row["top"] or 0) or not full:
+                    self._last_scan_bound, self._last_scan_exhausted = bound, True
+                    return bound, True
+                if bound - after >= want:
+                    break
+                chunk = min(chunk * 2, self.MAX_SCAN_CHUNK)
+            self._last_scan_bound, self._last_scan_exhausted = bound, False
+            return bound, False
+
+    def held_back(self) -> HeldBack | None:
+        """Where readers wait for a transaction to end, and for how long; ``None`` if nowhere.
+
+        A long-running transaction that was open when a hole appeared holds readers at that
+        hole until it ends; alert on ``seconds``.
+        """
+        return self._gaps.held
+
+    async def backlog(
+        self, after_position: int, event_types: Sequence[str] | None = None
+    ) -> Backlog:
+        pool = await self._open_pool()
+        if event_types is None:
+            row = await pool.fetchrow(self._sql.backlog, after_position)
+        else:
+            row = await pool.fetchrow(self._sql.backlog_typed, after_position, list(event_types))
+        return Backlog(row[0], row[1], row[2], row[3])
+
+    # -- wake-ups ------------------------------------------------------------------------------
+
+    def add_listener(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Wake ``listener`` on every NOTIFY from an append, in any process."""
+        if self._notifier is None:
+            self._notifier = NotificationListener(self.pool, self.names.channel)
+        return self._notifier.add_listener(listener)
+
+    @property
+    def notifier(self) -> NotificationListener | None:
+        return self._notifier
+
+    # -- decoding ------------------------------------------------------------------------------
+
+    def _decode(self, rows: Sequence[Any]) -> list[StoredEvent]:
+        decode = self.codec.decode
+        return [
+            StoredEvent(
+                decode(
+                    event_id=row[1],
+                    event_type=row[2],
+                    aggregate_id=row[3],
+                    aggregate_type=row[4],
+                    aggregate_version=row[5],
+                    occurred_at=row[6],
+                    metadata=row[8],
+                    payload=row[9],
+                ),
+                row[0],
+                row[7],
+            )
+            for row in rows
+        ]
+
+
+def _contiguous_above(rows: Sequence[Any], bound: int) -> bool:
+    """Whether the rows above ``bound`` are exactly ``bound + 1, bound + 2, ...``."""
+    expected = bound + 1
+    for row in rows:
+        position = row[0]
+        if position <= bound:
+            continue
+        if position != expected:
+            return False
+        expected += 1
+    return True
