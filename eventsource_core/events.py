@@ -24,6 +24,8 @@ E = TypeVar("E", bound="DomainEvent")
 
 def _utc(value: datetime) -> datetime:
     """Keep every timestamp aware and in UTC, so lag arithmetic never mixes zones."""
+    if value.tzinfo is UTC:
+        return value
     if value.tzinfo is None:
         raise ValueError(
             "occurred_at must be timezone-aware; pass datetime.now(UTC) or attach a tzinfo"
