@@ -9,7 +9,7 @@ import anyio
 import attrs
 import pytest
 
-from ..errors import ConcurrencyError, UnregisteredEventError
+from ..errors import ConcurrencyError, InvalidAppendError, UnregisteredEventError
 from ..events import DomainEvent
 from ..store import Backlog, EventStore, StoredEvent
 from .events import AUDITED, DEPOSITED, OPENED, WITHDRAWN, Audited, Deposited, make_events
@@ -124,6 +124,27 @@ class EventStoreContract:
         by_id = {s.event_id: s.global_position for batch in results for s in batch}
         assert {s.event_id: s.global_position for s in everything} == by_id
         assert await event_store.current_position() == 60
+
+    async def test_append_refuses_events_of_another_stream_and_writes_nothing(
+        self, event_store: EventStore
+    ) -> None:
+        account, other = uuid4(), uuid4()
+        events = make_events(1, account) + make_events(2, other, start_version=2)
+        with pytest.raises(InvalidAppendError, match="append each aggregate's events"):
+            await event_store.append(account, events[0].aggregate_type, events, 0)
+        assert await event_store.current_position() == 0
+        assert await event_store.stream_version(account, events[0].aggregate_type) == 0
+
+    async def test_append_refuses_skipped_versions_and_writes_nothing(
+        self, event_store: EventStore
+    ) -> None:
+        account = uuid4()
+        await append_to(event_store, account, 1, 0)
+        gap = make_events(1, account, start_version=3)
+        with pytest.raises(InvalidAppendError, match="get_next_version"):
+            await event_store.append(account, gap[0].aggregate_type, gap, 1)
+        assert await event_store.current_position() == 1
+        assert await event_store.stream_version(account, gap[0].aggregate_type) == 1
 
     # -- registration --------------------------------------------------------------------------
 

@@ -67,6 +67,21 @@ class BatchRecorder:
         self.batches.append(list(events))
 
 
+class Hanging(Recorder):
+    """Never returns from one event, so only stop()'s timeout can end the subscription."""
+
+    def __init__(self, hang_on: UUID) -> None:
+        super().__init__()
+        self.hang_on = hang_on
+        self.reached = anyio.Event()
+
+    async def handle(self, event: DomainEvent) -> None:
+        if event.event_id == self.hang_on:
+            self.reached.set()
+            await anyio.sleep_forever()
+        await super().handle(event)
+
+
 class SubscriptionContract:
     """Needs ``event_store`` and ``checkpoint_repo`` fixtures (the repo sees the store)."""
 
@@ -423,6 +438,21 @@ class SubscriptionContract:
         assert sub.state is SubscriptionState.FAILED
         assert isinstance(manager.errors["R"], ProjectionFailedError)
         assert [e.event_id for b in projection.batches for e in b] == ids(stored[:2])
+        assert await checkpoint_repo.get_position("R") == 2
+
+    async def test_stop_cancels_a_handler_that_never_finishes(
+        self, event_store: EventStore, checkpoint_repo: CheckpointRepository
+    ) -> None:
+        stored = await append(event_store, 5)
+        projection = Hanging(stored[2].event_id)
+        manager = self.manager(event_store, checkpoint_repo)
+        cfg = config(stop_timeout=0.05, checkpoint_strategy=CheckpointStrategy.PERIODIC)
+        sub = await manager.subscribe(projection, cfg, name="R")
+        async with manager:
+            with anyio.fail_after(WAIT):
+                await projection.reached.wait()
+        assert sub.done and sub.state is SubscriptionState.STOPPED
+        assert projection.ids == ids(stored[:2])
         assert await checkpoint_repo.get_position("R") == 2
 
     async def test_stop_is_idempotent_and_safe_before_start(
