@@ -88,6 +88,14 @@ class StorageError(EventSourceError):
     """A backend cannot use its database as asked."""
 
 
+class StorageUnavailableError(StorageError):
+    """The database cannot be reached right now (down, restarting, network); retrying may work.
+
+    Backends raise it for connection failures only, never for bad data or bad SQL, so a
+    subscription can back off and resume from its checkpoint instead of failing.
+    """
+
+
 class SchemaError(StorageError):
     """The database holds a schema this backend did not create or cannot use."""
 

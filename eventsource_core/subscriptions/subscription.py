@@ -21,6 +21,7 @@ from ..errors import (
     ConfigurationError,
     OwnershipLostError,
     ProjectionFailedError,
+    StorageUnavailableError,
     SubscriptionError,
 )
 from ..events import DomainEvent, event_type_names
@@ -44,6 +45,10 @@ class SubscriptionState(enum.StrEnum):
 
 class Subscription:
     """Drives one projection. Create through :meth:`SubscriptionManager.subscribe`."""
+
+    #: Back-off after :class:`StorageUnavailableError`: doubles from the first delay to the cap.
+    RETRY_FIRST_DELAY = 0.2
+    RETRY_MAX_DELAY = 5.0
 
     def __init__(
         self,
@@ -86,6 +91,7 @@ class Subscription:
         self._pending = 0
         self._last: StoredEvent | None = None
         self._saved_at = time.monotonic()
+        self._failures = 0
 
     def prepare_restart(self) -> None:
         """Make a stopped or failed subscription runnable again; it resumes from its checkpoint."""
@@ -187,20 +193,76 @@ class Subscription:
 
     async def _run_owned(self) -> None:
         self.state = SubscriptionState.RUNNING
-        self.position = await self._start_position()
+        self._failures = 0
+        while True:
+            try:
+                self.position = await self._start_position()
+                break
+            except StorageUnavailableError as exc:
+                if self._stopping:
+                    return  # nothing was handled, so nothing is left to save
+                await self._back_off(exc)
         self._pending, self._last = 0, None
         try:
-            await self._drain_forever()
+            await self._drain_until_stopped()
         finally:
             with anyio.CancelScope(shield=True):
-                await self._flush()
+                await self._final_flush()
+
+    async def _drain_until_stopped(self) -> None:
+        """Read and handle; an unreachable storage is waited out, a projection error is not."""
+        resync = False
+        while not self._stopping:
+            try:
+                if resync and self._transactional:
+                    # The last commit may have landed before the connection dropped.
+                    saved = await self.checkpoints.get_position(self.name)
+                    self.position = max(self.position, saved or 0)
+                resync = False
+                await self._drain_forever()
+            except StorageUnavailableError as exc:
+                resync = True
+                await self._back_off(exc)
+
+    async def _back_off(self, exc: StorageUnavailableError) -> None:
+        """Log the outage and wait (exponentially longer, up to a cap) unless stopped."""
+        self._failures += 1
+        delay = min(self.RETRY_MAX_DELAY, self.RETRY_FIRST_DELAY * 2 ** (self._failures - 1))
+        log.warning(
+            "subscription %r cannot reach its storage (%s); retrying in %.1fs (attempt %d), "
+            "resuming at position %d",
+            self.name,
+            exc,
+            delay,
+            self._failures,
+            self.position,
+            exc_info=exc if self._failures == 1 else None,
+        )
+        deadline = anyio.current_time() + delay
+        while not self._stopping:
+            wake = self._wake = anyio.Event()
+            with anyio.move_on_after(deadline - anyio.current_time()) as scope:
+                await wake.wait()
+            if scope.cancelled_caught:
+                return
+
+    async def _final_flush(self) -> None:
+        try:
+            await self._flush()
+        except StorageUnavailableError as exc:
+            log.error(
+                "subscription %r could not save its checkpoint at position %d (%s); the events "
+                "after the last saved checkpoint will be handled again when it resumes",
+                self.name,
+                self.position,
+                exc,
+            )
 
     async def _start_position(self) -> int:
         saved = await self.checkpoints.get_position(self.name)
         start = self.config.start_from
         if self._started_once or start == "checkpoint":
             return saved or 0
-        self._started_once = True
         if start == "beginning":
             target = 0
         elif start == "end":
@@ -210,6 +272,7 @@ class Subscription:
         if saved is not None and saved > target:
             log.info("subscription %r rewinds from %d to %d", self.name, saved, target)
             await self.checkpoints.reset_checkpoint(self.name)
+        self._started_once = True
         return target
 
     # -- the loop ------------------------------------------------------------------------------
@@ -219,6 +282,7 @@ class Subscription:
         while not self._stopping:
             wake = self._wake = anyio.Event()  # set by any notify() from here on
             batch = await self.source.read_page(self.position, batch_size, self.event_types)
+            self._failures = 0
             if batch:
                 await self._handle(batch)
                 if self._pending and self.policy.due(self._pending, self._since_save(), True):
