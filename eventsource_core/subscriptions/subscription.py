@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
-from ..checkpoints import CheckpointRepository, validate_name
+from ..checkpoints import CheckpointRepository, LagMetrics, validate_name
 from ..claims import Claim, ClaimingCheckpointRepository
 from ..errors import (
     ConfigurationError,
@@ -101,6 +101,10 @@ class Subscription:
         self._stopping = False
         self._wake, self._done = anyio.Event(), anyio.Event()
         self._cancel = anyio.CancelScope()
+
+    async def lag(self) -> LagMetrics | None:
+        """Lag metrics filtered to the event types this projection subscribes to."""
+        return await self.checkpoints.get_lag_metrics(self.name, self.event_types)
 
     def notify(self) -> None:
         """New events may exist; the reader looks again (a hint, never data)."""
