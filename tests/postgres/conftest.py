@@ -85,13 +85,32 @@ def pg() -> Iterator[PgTarget]:
 
 @pytest.fixture
 async def pg_dsn(pg: PgTarget) -> str:
-    """A URL to a fresh, empty database."""
+    """A URL to a fresh, empty database (about 0.3 s; prefer ``pg_schema`` when it will do)."""
+    return await pg.fresh_database()
+
+
+@pytest.fixture(scope="session")
+async def shared_dsn(pg: PgTarget) -> str:
+    """One database for the fast tests; each of them works in its own schema."""
     return await pg.fresh_database()
 
 
 @pytest.fixture
-async def pg_pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=10)
+async def pg_schema(shared_dsn: str) -> str:
+    """A fresh, empty schema name in the shared database (about 1 ms)."""
+    name = f"t_{os.getpid()}_{next(_counter)}"
+    conn = await asyncpg.connect(shared_dsn)
+    try:
+        await conn.execute(f"CREATE SCHEMA {name}")
+    finally:
+        await conn.close()
+    return name
+
+
+@pytest.fixture
+async def pg_pool(shared_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the shared database; pass ``schema=pg_schema`` to the store and repository."""
+    pool = await asyncpg.create_pool(shared_dsn, min_size=1, max_size=10)
     try:
         yield pool
     finally:

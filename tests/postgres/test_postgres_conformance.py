@@ -10,11 +10,11 @@ from eventsource_postgres import PostgreSQLCheckpointRepository, PostgreSQLEvent
 
 class TestPostgreSQL(EventStoreContract, CheckpointRepositoryContract, SubscriptionContract):
     @pytest.fixture
-    async def event_store(self, pg_pool):
-        async with PostgreSQLEventStore(pg_pool) as store:
+    async def event_store(self, pg_pool, pg_schema):
+        async with PostgreSQLEventStore(pg_pool, schema=pg_schema) as store:
             yield store
 
     @pytest.fixture
-    async def checkpoint_repo(self, pg_pool, event_store):
-        async with PostgreSQLCheckpointRepository(pg_pool) as repo:
+    async def checkpoint_repo(self, pg_pool, pg_schema, event_store):
+        async with PostgreSQLCheckpointRepository(pg_pool, schema=pg_schema) as repo:
             yield repo

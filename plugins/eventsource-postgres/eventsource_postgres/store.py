@@ -21,6 +21,7 @@ from eventsource_core import (
     StoredEvent,
     default_registry,
 )
+from eventsource_core.store import check_append
 
 from .connection import create_pool
 from .gaps import GapTracker, HeldBack, Snapshot
@@ -203,6 +204,7 @@ class PostgreSQLEventStore:
         connection: asyncpg.Connection | None = None,
     ) -> list[StoredEvent]:
         """Append in one round trip. Pass ``connection`` to append inside your own transaction."""
+        check_append(aggregate_id, aggregate_type, events, expected_version)
         if not events:
             return []
         pool = await self._open_pool()
