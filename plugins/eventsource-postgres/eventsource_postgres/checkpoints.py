@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -15,6 +15,7 @@ import asyncpg  # type: ignore[import-untyped]
 from eventsource_core import CheckpointData, LagMetrics, StorageError
 from eventsource_core.checkpoints import validate_name
 
+from .claims import DEFAULT_LEASE_SECONDS, PostgreSQLClaim, PostgreSQLClaims
 from .connection import create_pool
 from .schema import Names, ensure_schema
 
@@ -107,7 +108,13 @@ class PostgreSQLCheckpointRepository:
 
     Pass an asyncpg pool, or use ``PostgreSQLCheckpointRepository.from_url(url)`` with
     ``async with``. asyncpg runs on asyncio only.
+
+    With ``claims=True`` (the default) subscriptions on this repository claim their name, so
+    one process at a time handles it, and checkpoint writes are fenced (see :mod:`.claims`).
     """
+
+    #: Present only with ``claims=True``: the subscription runner then claims names.
+    claim: Callable[[str], AbstractAsyncContextManager[PostgreSQLClaim]]
 
     def __init__(
         self,
@@ -116,6 +123,8 @@ class PostgreSQLCheckpointRepository:
         schema: str = "public",
         url: str | None = None,
         pool_options: dict[str, Any] | None = None,
+        claims: bool = True,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
         if pool is None and url is None:
             raise StorageError("PostgreSQLCheckpointRepository needs an asyncpg pool or a url")
@@ -127,12 +136,17 @@ class PostgreSQLCheckpointRepository:
         self._sql = _Queries(self.names)
         self._ready = False
         self._ready_lock = asyncio.Lock()
+        self.claims: PostgreSQLClaims | None = None
+        if claims:
+            self.claims = PostgreSQLClaims(self._open_pool, self.names, lease_seconds=lease_seconds)
+            self.claim = self.claims.claim
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PostgreSQLCheckpointRepository:
-        """A repository that owns its pool; ``schema`` goes to it, the rest to the pool."""
-        schema = options.pop("schema", "public")
-        return cls(url=url, schema=schema, pool_options=options)
+        """A repository that owns its pool; ``schema``, ``claims`` and ``lease_seconds`` go to
+        it, the rest to the pool."""
+        mine = {k: options.pop(k) for k in ("schema", "claims", "lease_seconds") if k in options}
+        return cls(url=url, pool_options=options, **mine)
 
     async def __aenter__(self) -> PostgreSQLCheckpointRepository:
         await self.initialize()
@@ -191,7 +205,7 @@ class PostgreSQLCheckpointRepository:
     ) -> None:
         validate_name(projection_name)
         pool = await self._open_pool()
-        await pool.execute(self._sql.update_checkpoint, projection_name, event_id, event_type)
+        await self._write(pool, self._sql.update_checkpoint, projection_name, event_id, event_type)
 
     async def get_position(self, subscription_id: str) -> int | None:
         pool = await self._open_pool()
@@ -222,13 +236,21 @@ class PostgreSQLCheckpointRepository:
         validate_name(subscription_id)
         if position < 0 or events < 0:
             raise ValueError(f"position and events must be >= 0, got {position} and {events}")
-        await executor.execute(
-            self._sql.save_position, subscription_id, position, event_id, event_type, events
-        )
+        args = (position, event_id, event_type, events)
+        await self._write(executor, self._sql.save_position, subscription_id, *args)
 
     async def reset_checkpoint(self, projection_name: str) -> None:
         pool = await self._open_pool()
-        await pool.execute(self._sql.reset, projection_name)
+        await self._write(pool, self._sql.reset, projection_name)
+
+    async def _write(
+        self, executor: asyncpg.Pool | asyncpg.Connection, sql: str, name: str, *args: Any
+    ) -> None:
+        """A checkpoint write; fenced by the claim on ``name`` if this repository holds one."""
+        if self.claims is None:
+            await executor.execute(sql, name, *args)
+        else:
+            await self.claims.execute(executor, sql, name, *args)
 
     async def get_all_checkpoints(self) -> list[CheckpointData]:
         pool = await self._open_pool()
