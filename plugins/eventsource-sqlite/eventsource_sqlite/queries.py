@@ -11,12 +11,26 @@ import aiosqlite
 
 from eventsource_core import Backlog
 
-__all__ = ["COLUMNS", "backlog", "page_query"]
+__all__ = ["COLUMNS", "as_json", "backlog", "page_query"]
 
 COLUMNS = (
     "global_position, event_id, event_type, aggregate_id, aggregate_type, aggregate_version, "
     "occurred_at, recorded_at, metadata, payload"
 )
+_ROW = (
+    "json_array(global_position, event_id, event_type, aggregate_id, aggregate_type, "
+    "aggregate_version, occurred_at, recorded_at, json(metadata), json(payload))"
+)
+
+
+def as_json(select: str) -> str:
+    """Fold a SELECT of :data:`COLUMNS` into one JSON array text, in the SELECT's order.
+
+    One string per page, parsed by one ``json.loads``, costs less than building a tuple per
+    row and parsing each payload on its own; catch-up speed is mostly this.
+    """
+    return f"SELECT json_group_array({_ROW}) FROM ({select})"
+
 
 #: Above this many types one scan in position order beats a merge of per-type index ranges.
 MERGE_LIMIT = 8
@@ -30,18 +44,18 @@ def page_query(type_count: int | None) -> str:
     index range per type, so a page never costs more than ``limit`` rows per type.
     """
     if type_count is None:
-        return (
+        return as_json(
             f"SELECT {COLUMNS} FROM events WHERE global_position > ? "
             "ORDER BY global_position LIMIT ?"
         )
     if type_count == 1:
-        return (
+        return as_json(
             f"SELECT {COLUMNS} FROM events WHERE event_type = ? AND global_position > ? "
             "ORDER BY global_position LIMIT ?"
         )
     if type_count == 0 or type_count > MERGE_LIMIT:
         marks = ", ".join("?" * type_count)
-        return (
+        return as_json(
             f"SELECT {COLUMNS} FROM events WHERE event_type IN ({marks}) "
             "AND global_position > ? ORDER BY global_position LIMIT ?"
         )
@@ -49,7 +63,8 @@ def page_query(type_count: int | None) -> str:
         f"SELECT * FROM (SELECT {COLUMNS} FROM events WHERE event_type = ? "
         "AND global_position > ? ORDER BY global_position LIMIT ?)"
     )
-    return " UNION ALL ".join([part] * type_count) + " ORDER BY global_position LIMIT ?"
+    merged = " UNION ALL ".join([part] * type_count) + " ORDER BY global_position LIMIT ?"
+    return as_json(merged)
 
 
 def page_params(

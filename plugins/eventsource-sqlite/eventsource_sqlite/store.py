@@ -26,9 +26,11 @@ from eventsource_core import (
     StoredEvent,
     default_registry,
 )
+from eventsource_core.store import check_append
 
 from . import queries
 from .connection import connect, gate_for, path_from_url, storage_error
+from .decoding import RowDecoder
 from .schema import EVENTS, ensure_schema
 
 __all__ = ["SQLiteEventStore"]
@@ -67,6 +69,7 @@ class SQLiteEventStore:
         self.db = db
         self.registry = registry
         self.codec = codec or EventCodec(registry)
+        self._decoder = RowDecoder(self.codec)
         self._adopt = adopt
         self._gate = gate_for(db)
         self._listeners: list[Callable[[], None]] = []
@@ -106,17 +109,9 @@ class SQLiteEventStore:
         events: Sequence[DomainEvent],
         expected_version: int,
     ) -> list[StoredEvent]:
-        if expected_version < 0:
-            raise ValueError(f"expected_version must be >= 0, got {expected_version}")
+        check_append(aggregate_id, aggregate_type, events, expected_version)
         encode = self.codec.encode
         envelopes = [encode(event) for event in events]
-        for envelope in envelopes:
-            if envelope.aggregate_id != aggregate_id or envelope.aggregate_type != aggregate_type:
-                raise ValueError(
-                    f"event {envelope.event_id} belongs to {envelope.aggregate_type} "
-                    f"{envelope.aggregate_id}, not to {aggregate_type} {aggregate_id}; append "
-                    "each aggregate's events to its own stream"
-                )
         if not events:
             return []
         await self.ensure_schema()
@@ -176,7 +171,7 @@ class SQLiteEventStore:
         await self.ensure_schema()
         sql, params = queries.page_params(after_position, limit, event_types)
         rows = await self._fetch(sql, params)
-        return self._decode(rows)
+        return self._decoder.decode_page(rows[0][0], ordered=True)
 
     def read_all(
         self,
@@ -191,11 +186,13 @@ class SQLiteEventStore:
     ) -> list[StoredEvent]:
         await self.ensure_schema()
         rows = await self._fetch(
-            f"SELECT {queries.COLUMNS} FROM events WHERE aggregate_type = ? AND aggregate_id = ? "
-            "AND aggregate_version > ? ORDER BY aggregate_version",
+            queries.as_json(
+                f"SELECT {queries.COLUMNS} FROM events WHERE aggregate_type = ? "
+                "AND aggregate_id = ? AND aggregate_version > ? ORDER BY aggregate_version"
+            ),
             (aggregate_type, str(aggregate_id), after_version),
         )
-        return self._decode(rows)
+        return self._decoder.decode_page(rows[0][0], ordered=False)
 
     async def stream_version(self, aggregate_id: UUID, aggregate_type: str) -> int:
         await self.ensure_schema()
@@ -245,27 +242,6 @@ class SQLiteEventStore:
                 return list(await self.db.execute_fetchall(sql, params))
         except sqlite3.Error as exc:
             raise storage_error(exc, self._where) from exc
-
-    def _decode(self, rows: list[Any]) -> list[StoredEvent]:
-        decode = self.codec.decode
-        parsed: dict[str, datetime] = {}
-        out = []
-        for pos, eid, etype, aid, atype, aver, occurred, recorded, meta, payload in rows:
-            recorded_at = parsed.get(recorded)
-            if recorded_at is None:
-                recorded_at = parsed[recorded] = datetime.fromisoformat(recorded)
-            event = decode(
-                event_id=eid,
-                event_type=etype,
-                aggregate_id=aid,
-                aggregate_type=atype,
-                aggregate_version=aver,
-                occurred_at=occurred,
-                metadata=None if meta == "{}" else meta,
-                payload=payload,
-            )
-            out.append(StoredEvent(event, pos, recorded_at))
-        return out
 
 
 def _integrity_error(
