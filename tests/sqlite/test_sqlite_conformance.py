@@ -6,6 +6,7 @@ both layouts are supported and must behave the same.
 
 import aiosqlite
 import pytest
+
 from eventsource_core.testing import (
     CheckpointRepositoryContract,
     EventStoreContract,
