@@ -17,6 +17,7 @@ from eventsource_core.checkpoints import validate_name
 
 from .claims import DEFAULT_LEASE_SECONDS, PostgreSQLClaim, PostgreSQLClaims
 from .connection import create_pool
+from .outages import is_unavailable, translate_outages, unavailable_error
 from .schema import Names, ensure_schema
 
 __all__ = ["PostgreSQLCheckpointRepository", "PostgreSQLCheckpointTransaction"]
@@ -195,11 +196,13 @@ class PostgreSQLCheckpointRepository:
 
     # -- the port ------------------------------------------------------------------------------
 
+    @translate_outages("reading a checkpoint")
     async def get_checkpoint(self, projection_name: str) -> UUID | None:
         pool = await self._open_pool()
         value: UUID | None = await pool.fetchval(self._sql.get_checkpoint, projection_name)
         return value
 
+    @translate_outages("saving a checkpoint")
     async def update_checkpoint(
         self, projection_name: str, event_id: UUID, event_type: str
     ) -> None:
@@ -207,11 +210,13 @@ class PostgreSQLCheckpointRepository:
         pool = await self._open_pool()
         await self._write(pool, self._sql.update_checkpoint, projection_name, event_id, event_type)
 
+    @translate_outages("reading a checkpoint")
     async def get_position(self, subscription_id: str) -> int | None:
         pool = await self._open_pool()
         value: int | None = await pool.fetchval(self._sql.get_position, subscription_id)
         return value
 
+    @translate_outages("saving a checkpoint")
     async def save_position(
         self,
         subscription_id: str,
@@ -239,6 +244,7 @@ class PostgreSQLCheckpointRepository:
         args = (position, event_id, event_type, events)
         await self._write(executor, self._sql.save_position, subscription_id, *args)
 
+    @translate_outages("resetting a checkpoint")
     async def reset_checkpoint(self, projection_name: str) -> None:
         pool = await self._open_pool()
         await self._write(pool, self._sql.reset, projection_name)
@@ -252,6 +258,7 @@ class PostgreSQLCheckpointRepository:
         else:
             await self.claims.execute(executor, sql, name, *args)
 
+    @translate_outages("reading checkpoints")
     async def get_all_checkpoints(self) -> list[CheckpointData]:
         pool = await self._open_pool()
         return [
@@ -266,6 +273,7 @@ class PostgreSQLCheckpointRepository:
             for row in await pool.fetch(self._sql.all)
         ]
 
+    @translate_outages("reading lag metrics")
     async def get_lag_metrics(
         self, projection_name: str, event_types: list[str] | None = None
     ) -> LagMetrics | None:
@@ -295,5 +303,12 @@ class PostgreSQLCheckpointRepository:
     async def transaction(self) -> AsyncIterator[PostgreSQLCheckpointTransaction]:
         """A transaction on one pool connection: commit on normal exit, roll back on error."""
         pool = await self._open_pool()
-        async with pool.acquire() as conn, conn.transaction():
-            yield PostgreSQLCheckpointTransaction(conn, self)
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                yield PostgreSQLCheckpointTransaction(conn, self)
+        except Exception as exc:
+            # Also when the projection met the outage first (its error names the cause).
+            cause = exc if is_unavailable(exc) else exc.__cause__
+            if cause is not None and is_unavailable(cause):
+                raise unavailable_error(cause, "in a transaction") from exc
+            raise

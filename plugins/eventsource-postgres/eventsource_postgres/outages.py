@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 
@@ -53,10 +53,10 @@ def unavailable_error(exc: BaseException, doing: str) -> StorageUnavailableError
 
 def translate_outages(
     doing: str,
-) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
+) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Coroutine[Any, Any, T]]]:
     """Decorate an async method so outages surface as :class:`StorageUnavailableError`."""
 
-    def decorate(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    def decorate(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
         @functools.wraps(method)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
             try:

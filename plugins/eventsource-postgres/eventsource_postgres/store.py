@@ -26,6 +26,7 @@ from eventsource_core.store import check_append
 from .connection import create_pool
 from .gaps import GapTracker, HeldBack, Snapshot
 from .notify import NotificationListener
+from .outages import translate_outages
 from .schema import Names, ensure_schema
 
 __all__ = ["PostgreSQLEventStore"]
@@ -271,6 +272,7 @@ class PostgreSQLEventStore:
     ) -> ReadAll:
         return ReadAll(self.read_page, after_position, limit, event_types)
 
+    @translate_outages("reading events")
     async def read_page(
         self, after_position: int, limit: int, event_types: Sequence[str] | None = None
     ) -> list[StoredEvent]:
@@ -311,6 +313,7 @@ class PostgreSQLEventStore:
             bound, exhausted = await self._settle(after, limit)
         return self._decode(rows)
 
+    @translate_outages("reading the current position")
     async def current_position(self) -> int:
         """The highest position below which no event can still appear."""
         await self._open_pool()
@@ -359,6 +362,7 @@ class PostgreSQLEventStore:
         """
         return self._gaps.held
 
+    @translate_outages("reading the backlog")
     async def backlog(
         self, after_position: int, event_types: Sequence[str] | None = None
     ) -> Backlog:
