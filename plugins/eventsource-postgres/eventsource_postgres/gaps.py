@@ -103,6 +103,9 @@ class GapTracker:
             drop = 0 if i != 0 else 1
             self._los.pop(drop)
             self._his.pop(drop)
+        held = self.held
+        if held is not None and self.settled_until(held.position - 1) >= held.position:
+            self.held = None
         if self._evidence:
             self._evidence = [
                 item for item in self._evidence if self.settled_until(item[0] - 1) < item[1]
