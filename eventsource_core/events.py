@@ -58,6 +58,34 @@ class DomainEvent(_EventFields):
     occurred_at: datetime = attrs.field(factory=_now, converter=_utc)
     metadata: Mapping[str, Any] = attrs.field(factory=dict)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Until @register_event processes a subclass, building one says what is missing.
+
+        Without this, a forgotten decorator shows up as missing ``event_type`` arguments, since
+        a subclass's defaults only apply once attrs has processed it. The guard is a ``__new__``
+        that :meth:`EventRegistry.register` drops before attrs builds the real class, so
+        registered events pay nothing for it.
+        """
+        super().__init_subclass__(**kwargs)
+        if "__attrs_attrs__" not in cls.__dict__ and "__new__" not in cls.__dict__:
+            setattr(cls, "__new__", staticmethod(_unregistered_new))  # noqa: B010
+
+
+def _unregistered_new(cls: type[DomainEvent], *args: Any, **kwargs: Any) -> DomainEvent:
+    if "__attrs_attrs__" in cls.__dict__:
+        return object.__new__(cls)  # an attrs class not (yet) registered: append will say so
+    raise UnregisteredEventError(
+        f"{_qualified(cls)} is not a registered event; decorate the class with @register_event "
+        "(it makes the class an attrs class, so its field defaults apply, and registers its "
+        "event_type for storage)"
+    )
+
+
+def _drop_guard(cls: type) -> None:
+    guard = cls.__dict__.get("__new__")
+    if isinstance(guard, staticmethod) and guard.__func__ is _unregistered_new:
+        delattr(cls, "__new__")
+
 
 if not TYPE_CHECKING:
     DomainEvent = attrs.frozen(kw_only=True)(DomainEvent)
@@ -76,6 +104,7 @@ class EventRegistry:
         if not (isinstance(cls, type) and issubclass(cls, DomainEvent)):
             raise TypeError(f"{cls!r} is not a DomainEvent subclass; only events can be registered")
         if "__attrs_attrs__" not in cls.__dict__:
+            _drop_guard(cls)  # so the attrs class built from it does not inherit the guard
             cls = attrs.frozen(kw_only=True)(cls)
         name = type_name_of(cls)
         known = self._by_name.get(name)

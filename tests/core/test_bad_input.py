@@ -178,6 +178,42 @@ async def test_unregistered_event():
     assert await store.current_position() == 0
 
 
+def test_event_class_without_register_event_says_so_when_built():
+    class Forgotten(DomainEvent):
+        event_type: str = "tests.core.ForgottenDecorator"
+        aggregate_type: str = "tests.core.Account"
+        note: str
+
+    with pytest.raises(UnregisteredEventError) as caught:
+        Forgotten(aggregate_id=uuid4(), note="x")
+    message = str(caught.value)
+    assert "Forgotten" in message
+    assert "@register_event" in message
+
+
+def test_subclass_of_a_registered_event_must_be_registered_too():
+    class Special(Deposited):
+        pass
+
+    with pytest.raises(UnregisteredEventError, match="Special"):
+        Special(aggregate_id=uuid4(), amount=1)
+
+
+@pytest.mark.anyio
+async def test_register_event_over_an_attrs_class_still_works():
+    @register_event
+    @attrs.frozen(kw_only=True)
+    class Stacked(DomainEvent):
+        event_type: str = "tests.core.Stacked"
+        aggregate_type: str = "tests.core.Account"
+        note: str
+
+    store = InMemoryEventStore()
+    event = Stacked(aggregate_id=uuid4(), note="x")
+    await store.append(event.aggregate_id, event.aggregate_type, [event], 0)
+    assert [s.event for s in await store.read_all()] == [event]
+
+
 def test_duplicate_event_type_registration():
     registry = EventRegistry()
 
