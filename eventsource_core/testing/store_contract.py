@@ -198,6 +198,20 @@ class EventStoreContract:
         assert [s.global_position for s in mixed] == [1, 3, 5, 7]
         assert await event_store.read_page(0, 10, ["eventsource.testing.NoSuchType"]) == []
 
+    async def test_an_empty_type_filter_matches_nothing(self, event_store: EventStore) -> None:
+        await append(event_store, 3)
+        assert await event_store.read_page(0, 10, []) == []
+        assert [s async for s in event_store.read_all(event_types=[])] == []
+        assert (await event_store.backlog(0, [])).events_behind == 0
+
+    async def test_hostile_type_names_in_a_filter_match_nothing(
+        self, event_store: EventStore
+    ) -> None:
+        await append(event_store, 3)
+        hostile = ["x' OR '1'='1", "%", "eventsource.testing.%", "_", "') --", "名前"]
+        assert await event_store.read_page(0, 10, hostile) == []
+        assert (await event_store.backlog(0, hostile)).events_behind == 0
+
     async def test_read_all_awaited_returns_one_page(self, event_store: EventStore) -> None:
         await append(event_store, 7)
         assert [s.global_position for s in await event_store.read_all()] == list(range(1, 8))
