@@ -137,8 +137,10 @@ async def connect(
         raise storage_error(exc, path) from exc
     try:
         await db.execute_fetchall(f"PRAGMA synchronous={synchronous.upper()}")
-    except BaseException:
+    except BaseException as exc:
         await db.close()
+        if isinstance(exc, sqlite3.Error):
+            raise storage_error(exc, repr(path)) from exc
         raise
     return db
 
