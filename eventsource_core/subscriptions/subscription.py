@@ -88,6 +88,8 @@ class Subscription:
         self._position_changed = anyio.Event()
         self._started_once = False
         self._end: int | None = None
+        #: Where the first start began; a restart before any event was handled resumes here.
+        self._first_target = 0
         self._pending = 0
         self._last: StoredEvent | None = None
         self._saved_at = time.monotonic()
@@ -265,6 +267,8 @@ class Subscription:
     async def _start_position(self) -> int:
         saved = await self.checkpoints.get_position(self.name)
         start = self.config.start_from
+        if self._started_once and saved is None and self.events_handled == 0:
+            return self._first_target  # nothing handled, so no checkpoint: not a reset
         if self._started_once or start == "checkpoint":
             return saved or 0
         if start == "beginning":
@@ -277,6 +281,7 @@ class Subscription:
             log.info("subscription %r rewinds from %d to %d", self.name, saved, target)
             await self.checkpoints.reset_checkpoint(self.name)
         self._started_once = True
+        self._first_target = target
         return target
 
     # -- the loop ------------------------------------------------------------------------------

@@ -116,3 +116,20 @@ async def test_wakeups_come_from_the_bus_without_polling(store, repo):
                 await bus.publish([stored.event])
                 await sub.wait_for_position(position)
     assert len(projection.handled) == 2
+
+
+@pytest.mark.parametrize("start", ["end", 3])
+async def test_restart_before_any_event_keeps_the_start_position(store, repo, start):
+    """Nothing was handled, so nothing was saved; the restart must not replay skipped history."""
+    await append(store, 3)
+    projection = Recorder()
+    manager = SubscriptionManager(store, None, repo)
+    sub = await manager.subscribe(projection, SubscriptionConfig(start_from=start), name="P")
+    async with manager:
+        pass
+    assert await repo.get_position("P") is None
+    async with manager:
+        new = await append(store, 1)
+        with anyio.fail_after(10):
+            await sub.wait_for_position(4)
+    assert projection.ids == [s.event_id for s in new]
