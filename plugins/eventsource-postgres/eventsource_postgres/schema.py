@@ -108,10 +108,20 @@ MIGRATIONS = {1: ("events, checkpoints, append function", _migration_1)}
 LATEST_VERSION = max(MIGRATIONS)
 
 
+async def _table_exists(conn: asyncpg.Connection, schema: str, table: str) -> bool:
+    """Ask the catalog tables (not the per-session cache, which can lag a concurrent creator)."""
+    found: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace s "
+        "ON s.oid = c.relnamespace WHERE s.nspname = $1 AND c.relname = $2)",
+        schema,
+        table,
+    )
+    return found
+
+
 async def _current_version(conn: asyncpg.Connection, n: Names) -> int | None:
     """The applied version, or ``None`` when our version table does not exist."""
-    exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", n.versions)
-    if not exists:
+    if not await _table_exists(conn, n.schema, "eventsource_schema_version"):
         return None
     version = await conn.fetchval(f"SELECT max(version) FROM {n.versions}")
     return int(version or 0)
@@ -162,8 +172,7 @@ async def ensure_schema(conn: asyncpg.Connection, names: Names) -> int:
 
 async def _refuse_foreign_objects(conn: asyncpg.Connection, names: Names) -> None:
     for table in Names.OWNED_TABLES:
-        qualified = f'"{names.schema}".{table}'
-        if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", qualified):
+        if await _table_exists(conn, names.schema, table):
             raise SchemaError(
                 f"schema {names.schema!r} already has a table {table!r} that eventsource did "
                 "not create (there is no eventsource_schema_version table). Nothing was "
