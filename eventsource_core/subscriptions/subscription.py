@@ -103,6 +103,7 @@ class Subscription:
         self._stopping = False
         self._wake, self._done = anyio.Event(), anyio.Event()
         self._cancel = anyio.CancelScope()
+        self.position = 0  # unknown until the checkpoint is read; never report stale progress
 
     async def lag(self) -> LagMetrics | None:
         """Lag metrics filtered to the event types this projection subscribes to."""
@@ -203,6 +204,8 @@ class Subscription:
         while True:
             try:
                 self.position = await self._start_position()
+                changed, self._position_changed = self._position_changed, anyio.Event()
+                changed.set()
                 break
             except StorageUnavailableError as exc:
                 if self._stopping:

@@ -133,3 +133,28 @@ async def test_restart_before_any_event_keeps_the_start_position(store, repo, st
         with anyio.fail_after(10):
             await sub.wait_for_position(4)
     assert projection.ids == [s.event_id for s in new]
+
+
+class SlowCheckpoints(InMemoryCheckpointRepository):
+    """Reads that take a few scheduler turns, like a database round-trip."""
+
+    async def get_position(self, subscription_id):
+        for _ in range(5):
+            await anyio.lowlevel.checkpoint()
+        return await super().get_position(subscription_id)
+
+
+async def test_restart_after_a_reset_rebuilds(store):
+    repo = SlowCheckpoints(event_store=store)
+    stored = await append(store, 3)
+    projection = Recorder()
+    manager = SubscriptionManager(store, None, repo)
+    sub = await manager.subscribe(projection, SubscriptionConfig(), name="P")
+    async with manager:
+        with anyio.fail_after(10):
+            await sub.wait_for_position(3)
+    await repo.reset_checkpoint("P")
+    async with manager:
+        with anyio.fail_after(10):
+            await sub.wait_for_position(3)
+    assert projection.ids == [s.event_id for s in stored + stored]
