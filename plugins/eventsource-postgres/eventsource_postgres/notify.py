@@ -111,7 +111,8 @@ class NotificationListener:
             await self._pool.release(conn, timeout=2.0)
         except (Exception, asyncio.CancelledError) as exc:
             log.debug("dropping the LISTEN connection: %s", exc)
-            conn.terminate()
+            with contextlib.suppress(Exception):
+                conn.terminate()
 
 
 def _setter(event: asyncio.Event) -> Callable[[Any], None]:
