@@ -7,13 +7,21 @@ the end starts three real worker processes and ``kill -9``s the owner.
 from __future__ import annotations
 
 import asyncio
+import random
+import time
+from collections import Counter
+from pathlib import Path
 from uuid import uuid4
 
+import anyio
 import asyncpg
 import pytest
 
 from eventsource_core import OwnershipLostError
-from eventsource_postgres import PostgreSQLCheckpointRepository
+from eventsource_core.testing import make_events
+from eventsource_postgres import PostgreSQLCheckpointRepository, PostgreSQLEventStore
+
+from .workers.spawn import Worker
 
 pytestmark = pytest.mark.anyio
 
@@ -79,8 +87,8 @@ async def test_an_expired_lease_is_taken_over_and_the_old_owner_is_fenced(
 ) -> None:
     event = uuid4()
     async with (
-        PostgreSQLCheckpointRepository(pg_pool, schema=pg_schema, lease_seconds=30) as stale,
-        PostgreSQLCheckpointRepository(pg_pool, schema=pg_schema, lease_seconds=30) as fresh,
+        PostgreSQLCheckpointRepository(pg_pool, schema=pg_schema, lease_seconds=3) as stale,
+        PostgreSQLCheckpointRepository(pg_pool, schema=pg_schema, lease_seconds=3) as fresh,
     ):
         async with stale.claim("P") as old:
             await stale.save_position("P", 5, event, "Deposited", events=5)
@@ -102,7 +110,7 @@ async def test_an_expired_lease_is_taken_over_and_the_old_owner_is_fenced(
                     is None
                 )  # the stale transaction rolled back as a whole
                 await fresh.save_position("P", 7, event, "Deposited", events=2)
-                await asyncio.wait_for(old.wait_lost(), 10 * LEASE)  # its renewal failed
+                await asyncio.wait_for(old.wait_lost(), 10)  # its next renewal (every 1 s) fails
         assert await _checkpoint(pg_pool, pg_schema, "P") == (7, 7)
 
 
@@ -145,3 +153,168 @@ async def test_a_released_claim_keeps_its_token_so_tokens_only_grow(pg_pool, pg_
             f"SELECT owner, token FROM {pg_schema}.eventsource_claims WHERE name = 'P'"
         )
         assert row["owner"] is None and row["token"] == 3
+
+
+# -- three real processes ------------------------------------------------------------------------
+
+PROCESS_LEASE = 2.0
+#: The documented take-over bound after the owner's last renewal: lease + standby poll.
+TAKEOVER_BOUND = PROCESS_LEASE + min(1.0, PROCESS_LEASE / 4)
+#: Generous slack for a loaded 2-core machine (process start-up is not in the measurement).
+SLACK = 10.0
+NAMES = ["Alpha", "Beta"]
+
+HANDLED = """
+    CREATE TABLE handled (
+        seq bigserial PRIMARY KEY,
+        subscription text NOT NULL,
+        event_id uuid NOT NULL,
+        pid integer NOT NULL,
+        token bigint,
+        at timestamptz NOT NULL DEFAULT clock_timestamp()
+    )"""
+
+
+async def _owners(pool: asyncpg.Pool) -> dict[str, tuple[int, int]]:
+    """Current owner pid and token per subscription name (only rows with an owner)."""
+    rows = await pool.fetch("SELECT name, owner, token FROM eventsource_claims")
+    return {
+        r["name"]: (int(r["owner"].split(":")[1]), r["token"])
+        for r in rows
+        if r["owner"] is not None
+    }
+
+
+async def _append_until(store: PostgreSQLEventStore, stop: anyio.Event, ids: list) -> None:
+    """The writer: small appends, continuously, until ``stop``."""
+    rng = random.Random(4)
+    while not stop.is_set():
+        events = make_events(rng.randint(1, 3))
+        head = events[0]
+        await store.append(head.aggregate_id, head.aggregate_type, events, 0)
+        ids.extend(e.event_id for e in events)
+        await anyio.sleep(0.01)
+
+
+async def _wait_until(check, within: float, what: str) -> float:  # type: ignore[no-untyped-def]
+    """Poll ``check()`` until true; returns the seconds it took."""
+    start = time.monotonic()
+    while not await check():
+        if time.monotonic() - start > within:
+            raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
+        await anyio.sleep(0.05)
+    return time.monotonic() - start
+
+
+@pytest.mark.timeout(300)
+async def test_three_processes_never_handle_one_subscription_at_once_and_fail_over(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    pool = await asyncpg.create_pool(pg_dsn, min_size=2, max_size=6)
+    workers: list[Worker] = []
+    try:
+        async with PostgreSQLEventStore(pool) as store:
+            await pool.execute(HANDLED)
+            # Create our tables before three processes race to (they would also be fine).
+            async with PostgreSQLCheckpointRepository(pool) as repo:
+                assert repo.claims is not None
+                async with repo.claim("warm-up"):
+                    pass
+            for i in range(3):
+                args = [pg_dsn, str(PROCESS_LEASE), *NAMES]
+                workers.append(Worker("owner", args, tmp_path / f"worker{i}.log"))
+            for worker in workers:
+                await worker.wait_for("ready")
+
+            appended: list = []
+            stop_writing = anyio.Event()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_append_until, store, stop_writing, appended)
+
+                async def handled_some(n: int = 100) -> bool:
+                    counts = await pool.fetch(
+                        "SELECT subscription, count(*) FROM handled GROUP BY subscription"
+                    )
+                    return len(counts) == len(NAMES) and all(c[1] >= n for c in counts)
+
+                await _wait_until(handled_some, 60, "the first events to be handled")
+                killed: list[int] = []
+                takeovers: list[float] = []
+                for _ in range(2):  # kill the owner of Alpha twice: 3 -> 2 -> 1 processes
+                    before = await _owners(pool)
+                    victim_pid, victim_token = before["Alpha"]
+                    victim = next(w for w in workers if w.pid == victim_pid)
+                    victim.kill()
+                    killed.append(victim_pid)
+
+                    async def taken_over(before=before, victim_pid=victim_pid) -> bool:  # type: ignore[no-untyped-def]
+                        now = await _owners(pool)
+                        return all(
+                            name in now
+                            and now[name][0] not in killed
+                            and (before[name][0] != victim_pid or now[name][1] > before[name][1])
+                            for name in NAMES
+                        )
+
+                    takeovers.append(
+                        await _wait_until(taken_over, TAKEOVER_BOUND + SLACK, "a take-over")
+                    )
+                    after = await _owners(pool)
+                    assert after["Alpha"][1] > victim_token
+                    await _wait_until(handled_some, 60, "handling to go on")
+                    mark = await pool.fetchval("SELECT max(seq) FROM handled")
+
+                    async def new_owner_handles(mark=mark, victim_pid=victim_pid) -> bool:  # type: ignore[no-untyped-def]
+                        return bool(
+                            await pool.fetchval(
+                                "SELECT count(*) FROM handled WHERE seq > $1 AND pid <> $2 "
+                                "AND subscription = 'Alpha'",
+                                mark,
+                                victim_pid,
+                            )
+                        )
+
+                    await _wait_until(new_owner_handles, 60, "the new owner to handle events")
+                stop_writing.set()
+
+            async def all_handled() -> bool:
+                rows = await pool.fetch(
+                    "SELECT subscription, count(DISTINCT event_id) FROM handled "
+                    "GROUP BY subscription"
+                )
+                return len(rows) == len(NAMES) and all(r[1] == len(appended) for r in rows)
+
+            await _wait_until(all_handled, 120, "every event to be handled")
+            survivors = [w for w in workers if w.pid not in killed]
+            for worker in survivors:
+                assert await anyio.to_thread.run_sync(worker.stop) == 0, worker.output()
+                assert "failed:" not in worker.output()
+
+            rows = await pool.fetch(
+                "SELECT subscription, event_id, pid, token FROM handled ORDER BY at, seq"
+            )
+    finally:
+        for worker in workers:
+            worker.kill()
+        await pool.close()
+
+    assert max(takeovers) <= TAKEOVER_BOUND + SLACK
+    expected = set(appended)
+    for name in NAMES:
+        mine = [r for r in rows if r["subscription"] == name]
+        assert {r["event_id"] for r in mine} == expected  # none lost
+        # At most once again per kill: the killed owner's last event, not yet checkpointed.
+        assert max(Counter(r["event_id"] for r in mine).values()) <= 2
+        # In handling-time order, ownership passes from one process to the next and never
+        # back: two owners handling at once would interleave their runs.
+        runs: list[tuple[int, int]] = []
+        for r in mine:
+            if not runs or runs[-1][0] != r["pid"]:
+                runs.append((r["pid"], r["token"]))
+            else:
+                assert runs[-1][1] == r["token"]  # one claim per run
+        pids = [pid for pid, _ in runs]
+        assert len(pids) == len(set(pids)), f"owners of {name} interleaved: {pids}"
+        tokens = [token for _, token in runs]
+        assert tokens == sorted(tokens) and len(set(tokens)) == len(tokens)
+    print(f"take-over after kill -9: {', '.join(f'{t:.2f}s' for t in takeovers)}")
