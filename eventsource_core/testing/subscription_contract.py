@@ -6,6 +6,7 @@ no assertion depends on how fast a backend is.
 
 from __future__ import annotations
 
+import random
 from typing import Any
 from uuid import UUID
 
@@ -143,6 +144,43 @@ class SubscriptionContract:
                 await sub.wait_for_position(3)
                 await late_sub.wait_for_position(3)
         assert first.ids == late.ids == ids(stored)
+
+    @pytest.mark.parametrize("strategy", STRATEGIES)
+    async def test_restarts_while_writers_append_handle_each_event_once(
+        self, event_store: EventStore, checkpoint_repo: CheckpointRepository, strategy: str
+    ) -> None:
+        rng = random.Random(f"restarts-{strategy}")
+        projection = Recorder()
+
+        def settings() -> SubscriptionConfig:
+            return config(
+                checkpoint_strategy=strategy,
+                batch_size=rng.randint(1, 7),
+                checkpoint_interval=rng.choice([0.01, 3600]),
+            )
+
+        async def writer() -> None:
+            for _ in range(40):
+                await append(event_store, rng.randint(1, 3))
+                await anyio.lowlevel.checkpoint()
+
+        with anyio.fail_after(WAIT):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(writer)
+                for _ in range(8):
+                    manager = self.manager(event_store, checkpoint_repo)
+                    await manager.subscribe(projection, settings(), name="R")
+                    async with manager:
+                        for _ in range(rng.randint(0, 20)):
+                            await anyio.lowlevel.checkpoint()
+            last = await event_store.current_position()
+            manager = self.manager(event_store, checkpoint_repo)
+            sub = await manager.subscribe(projection, settings(), name="R")
+            async with manager:
+                await sub.wait_for_position(last)
+        assert projection.ids == ids(await event_store.read_all())
+        [data] = await checkpoint_repo.get_all_checkpoints()
+        assert (data.global_position, data.events_processed) == (last, last)
 
     # -- start options -------------------------------------------------------------------------
 
