@@ -158,3 +158,33 @@ async def test_restart_after_a_reset_rebuilds(store):
         with anyio.fail_after(10):
             await sub.wait_for_position(3)
     assert projection.ids == [s.event_id for s in stored + stored]
+
+
+async def test_the_default_name_is_the_projection_class(store, repo):
+    class OrderProjection(Recorder):
+        pass
+
+    manager = SubscriptionManager(store, None, repo)
+    sub = await manager.subscribe(OrderProjection())
+    assert sub.name == "OrderProjection"
+    assert list(manager.subscriptions) == ["OrderProjection"]
+
+
+async def test_twenty_projections_in_one_manager_each_see_every_event(store, repo):
+    stored = await append(store, 30)
+    projections = [Recorder() for _ in range(20)]
+    manager = SubscriptionManager(store, InMemoryEventBus(), repo)
+    subs = [
+        await manager.subscribe(p, SubscriptionConfig(batch_size=1 + i), name=f"P{i:02}")
+        for i, p in enumerate(projections)
+    ]
+    async with manager:
+        more = await append(store, 5)
+        with anyio.fail_after(10):
+            for sub in subs:
+                await sub.wait_for_position(35)
+    expected = [s.event_id for s in stored + more]
+    assert all(p.ids == expected for p in projections)
+    checkpoints = await repo.get_all_checkpoints()
+    assert [c.projection_name for c in checkpoints] == [f"P{i:02}" for i in range(20)]
+    assert {(c.global_position, c.events_processed) for c in checkpoints} == {(35, 35)}
