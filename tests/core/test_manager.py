@@ -188,3 +188,16 @@ async def test_twenty_projections_in_one_manager_each_see_every_event(store, rep
     checkpoints = await repo.get_all_checkpoints()
     assert [c.projection_name for c in checkpoints] == [f"P{i:02}" for i in range(20)]
     assert {(c.global_position, c.events_processed) for c in checkpoints} == {(35, 35)}
+
+
+async def test_polling_delivers_when_nothing_wakes_the_reader(store, repo):
+    """Writers in other processes send no wake-up; the poll interval still finds their events."""
+    projection = Recorder()
+    manager = SubscriptionManager(QuietSource(store), None, repo)
+    sub = await manager.subscribe(projection, SubscriptionConfig(poll_interval=0.01), name="P")
+    async with manager:
+        with anyio.fail_after(10):
+            for position in (1, 2, 3):
+                await append(store, 1)
+                await sub.wait_for_position(position)
+    assert len(projection.handled) == 3
