@@ -113,3 +113,23 @@ def bench(session: nox.Session, backend: str) -> None:
         session.skip(f"no benchmark for {backend} yet")
     install_backend(session, backend)
     session.run("python", str(script), *session.posargs)
+
+
+@nox.session(python=PYTHONS[0])
+@nox.parametrize("backend", ["sqlite"], ids=["sqlite"])
+def crash(session: nox.Session, backend: str) -> None:
+    """Full-size crash test: 20,000 events, SIGKILL at 25 random points, every strategy."""
+    install_backend(session, backend)
+    env = {
+        "EVENTSOURCE_CRASH_EVENTS": os.environ.get("EVENTSOURCE_CRASH_EVENTS", "20000"),
+        "EVENTSOURCE_CRASH_KILLS": os.environ.get("EVENTSOURCE_CRASH_KILLS", "25"),
+    }
+    session.run(
+        "pytest",
+        f"tests/{backend}/test_{backend}_processes.py",
+        "-k",
+        "sigkill",
+        "-v",
+        *session.posargs,
+        env=env,
+    )
