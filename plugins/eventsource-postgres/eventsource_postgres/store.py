@@ -24,6 +24,7 @@ from eventsource_core import (
 from eventsource_core.store import check_append
 
 from .connection import create_pool
+from .decoding import RowDecoder
 from .gaps import GapTracker, HeldBack, Snapshot
 from .notify import NotificationListener
 from .outages import translate_outages
@@ -120,6 +121,7 @@ class PostgreSQLEventStore:
         self._pool_options = pool_options or {}
         self.names = Names(schema)
         self.codec = EventCodec(registry)
+        self._decoder = RowDecoder(self.codec)
         self.registry = registry
         self._sql = _Queries(self.names)
         self._ready = False
@@ -388,24 +390,7 @@ class PostgreSQLEventStore:
     # -- decoding ------------------------------------------------------------------------------
 
     def _decode(self, rows: Sequence[Any]) -> list[StoredEvent]:
-        decode = self.codec.decode
-        return [
-            StoredEvent(
-                decode(
-                    event_id=row[1],
-                    event_type=row[2],
-                    aggregate_id=row[3],
-                    aggregate_type=row[4],
-                    aggregate_version=row[5],
-                    occurred_at=row[6],
-                    metadata=row[8],
-                    payload=row[9],
-                ),
-                row[0],
-                row[7],
-            )
-            for row in rows
-        ]
+        return self._decoder.decode(rows)
 
 
 def _contiguous_above(rows: Sequence[Any], bound: int) -> bool:
