@@ -33,7 +33,7 @@ from eventsource_core.testing import make_events
 from eventsource_postgres import PostgreSQLCheckpointRepository, PostgreSQLEventStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from postgres.server import PostgresServer  # noqa: E402
+from postgres.server import PostgresServer
 
 PAGE = 1000
 WRITERS = 8

@@ -149,6 +149,11 @@ class PostgreSQLCheckpointRepository:
         mine = {k: options.pop(k) for k in ("schema", "claims", "lease_seconds") if k in options}
         return cls(url=url, pool_options=options, **mine)
 
+    @classmethod
+    def open(cls, url: str, **options: Any) -> PostgreSQLCheckpointRepository:
+        """The same as :meth:`from_url`, named like the other backends' openers."""
+        return cls.from_url(url, **options)
+
     async def __aenter__(self) -> PostgreSQLCheckpointRepository:
         await self.initialize()
         return self

@@ -145,6 +145,11 @@ class PostgreSQLEventStore:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
+    @classmethod
+    def open(cls, url: str, **options: Any) -> PostgreSQLEventStore:
+        """The same as :meth:`from_url`, named like the other backends' openers."""
+        return cls.from_url(url, **options)
+
     async def __aenter__(self) -> PostgreSQLEventStore:
         await self.initialize()
         return self
