@@ -133,3 +133,11 @@ def crash(session: nox.Session, backend: str) -> None:
         *session.posargs,
         env=env,
     )
+
+
+@nox.session(python=PYTHONS[0])
+def peak_memory(session: nox.Session) -> None:
+    """Peak memory of a SQLite catch-up over 1M events against 100k (target: at most +10%)."""
+    install_backend(session, "sqlite")
+    db = Path(session.create_tmp()) / "peak.db"
+    session.run("python", "benchmarks/peak_memory.py", f"sqlite:///{db}", *session.posargs)
