@@ -7,7 +7,7 @@ from uuid import uuid4
 
 import pytest
 
-from ..checkpoints import CheckpointData, CheckpointRepository, LagMetrics
+from ..checkpoints import MAX_NAME_LENGTH, CheckpointData, CheckpointRepository, LagMetrics
 from ..store import EventStore
 from .events import DEPOSITED, OPENED, WITHDRAWN
 from .helpers import append
@@ -232,6 +232,15 @@ class CheckpointRepositoryContract:
         with pytest.raises(ValueError, match="must not be empty"):
             await checkpoint_repo.update_checkpoint("   ", uuid4(), "A")
         assert await checkpoint_repo.get_all_checkpoints() == []
+
+    async def test_name_length_limit(self, checkpoint_repo: CheckpointRepository) -> None:
+        longest = "n" * MAX_NAME_LENGTH
+        await checkpoint_repo.save_position(longest, 1, uuid4(), "A")
+        assert await checkpoint_repo.get_position(longest) == 1
+        with pytest.raises(ValueError, match="at most"):
+            await checkpoint_repo.save_position(longest + "n", 1, uuid4(), "A")
+        names = [c.projection_name for c in await checkpoint_repo.get_all_checkpoints()]
+        assert names == [longest]
 
     # -- get_lag_metrics -----------------------------------------------------------------------
 
