@@ -115,8 +115,14 @@ def bench(session: nox.Session, backend: str) -> None:
     session.run("python", str(script), *session.posargs)
 
 
+CRASH_TESTS = {
+    "sqlite": ["tests/sqlite/test_sqlite_processes.py", "-k", "sigkill"],
+    "postgres": ["tests/postgres/test_crash.py"],
+}
+
+
 @nox.session(python=PYTHONS[0])
-@nox.parametrize("backend", ["sqlite"], ids=["sqlite"])
+@nox.parametrize("backend", list(CRASH_TESTS), ids=list(CRASH_TESTS))
 def crash(session: nox.Session, backend: str) -> None:
     """Full-size crash test: 20,000 events, SIGKILL at 25 random points, every strategy."""
     install_backend(session, backend)
@@ -124,15 +130,7 @@ def crash(session: nox.Session, backend: str) -> None:
         "EVENTSOURCE_CRASH_EVENTS": os.environ.get("EVENTSOURCE_CRASH_EVENTS", "20000"),
         "EVENTSOURCE_CRASH_KILLS": os.environ.get("EVENTSOURCE_CRASH_KILLS", "25"),
     }
-    session.run(
-        "pytest",
-        f"tests/{backend}/test_{backend}_processes.py",
-        "-k",
-        "sigkill",
-        "-v",
-        *session.posargs,
-        env=env,
-    )
+    session.run("pytest", *CRASH_TESTS[backend], "-v", *session.posargs, env=env)
 
 
 @nox.session(python=PYTHONS[0])

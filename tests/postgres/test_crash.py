@@ -5,7 +5,7 @@ had not saved again (so no event more than twice); with AFTER_BATCH at most one 
 and the exactly-once read model equals a clean single pass over the events.
 
 The default size keeps CI fast. ``EVENTSOURCE_CRASH_EVENTS`` and ``EVENTSOURCE_CRASH_KILLS``
-select the full run (``nox -s "crash(postgres)"`` uses 20,000 events and 24 kills);
+select the full run (``nox -s "crash(postgres)"`` uses 20,000 events and 25 kills);
 ``EVENTSOURCE_CRASH_SEED`` repeats a run.
 """
 
