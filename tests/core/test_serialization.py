@@ -1,84 +1,124 @@
-"""Decoding stored rows back into events, including payloads written by other class versions."""
+"""The codec every database backend uses: events survive a trip through JSON columns.
+
+The memory store keeps event objects and never encodes them, so these tests are where the
+memory suite exercises serialisation.
+"""
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import pytest
 
-from eventsource_core import DomainEvent, EventCodec, EventDecodeError, register_event
+from eventsource_core import EventCodec, EventDecodeError
+from eventsource_core.testing import AUDITED, DEPOSITED, Audited, make_events
+
+codec = EventCodec()
 
 
-@register_event
-class PriceSet(DomainEvent):
-    event_type: str = "tests.serialization.PriceSet"
-    aggregate_type: str = "Product"
-    price: float
-    currency: str
-
-
-@register_event
-class Assigned(DomainEvent):
-    event_type: str = "tests.serialization.Assigned"
-    aggregate_type: str = "Ticket"
-    assignee: UUID
-    due: datetime | None = None
-
-
-def _row(codec: EventCodec, event: DomainEvent, **changes):
+def through_json(event):
     envelope = codec.encode(event)
-    row = {
-        "event_id": str(envelope.event_id),
-        "event_type": envelope.event_type,
-        "aggregate_id": str(envelope.aggregate_id),
-        "aggregate_type": envelope.aggregate_type,
-        "aggregate_version": envelope.aggregate_version,
-        "occurred_at": envelope.occurred_at.isoformat(),
-        "metadata": json.dumps(dict(envelope.metadata)),
-        "payload": json.dumps(envelope.payload),
-    }
-    row.update(changes)
-    return row
-
-
-def test_scalar_and_typed_payloads_round_trip():
-    codec = EventCodec()
-    scalar = PriceSet(aggregate_id=uuid4(), price=9.5, currency="EUR", metadata={"by": "ops"})
-    typed = Assigned(aggregate_id=uuid4(), assignee=uuid4(), due=datetime(2030, 1, 1, tzinfo=UTC))
-    assert codec.decode(**_row(codec, scalar)) == scalar
-    assert codec.decode(**_row(codec, typed)) == typed
-
-
-def test_a_payload_with_a_field_the_class_no_longer_has_still_decodes():
-    codec = EventCodec()
-    event = PriceSet(aggregate_id=uuid4(), price=1.0, currency="USD")
-    row = _row(codec, event, payload=json.dumps({"price": 1.0, "currency": "USD", "old": 1}))
-    assert codec.decode(**row) == event
-
-
-def test_a_payload_missing_a_required_field_names_the_fix():
-    codec = EventCodec()
-    event = PriceSet(aggregate_id=uuid4(), price=1.0, currency="USD")
-    row = _row(codec, event, payload=json.dumps({"price": 1.0}))
-    with pytest.raises(EventDecodeError, match="give them defaults"):
-        codec.decode(**row)
-
-
-def test_timestamps_come_back_aware_and_in_utc():
-    codec = EventCodec()
-    plus_two = timezone(timedelta(hours=2))
-    event = PriceSet(
-        aggregate_id=uuid4(),
-        price=1.0,
-        currency="USD",
-        occurred_at=datetime(2030, 1, 1, 12, tzinfo=plus_two),
+    return codec.decode(
+        event_id=str(envelope.event_id),
+        event_type=envelope.event_type,
+        aggregate_id=str(envelope.aggregate_id),
+        aggregate_type=envelope.aggregate_type,
+        aggregate_version=envelope.aggregate_version,
+        occurred_at=envelope.occurred_at.isoformat(),
+        metadata=codec.dumps(dict(envelope.metadata)),
+        payload=codec.dumps(envelope.payload),
     )
-    assert event.occurred_at.tzinfo is UTC
-    assert event.occurred_at.hour == 10
-    naive = _row(codec, event, occurred_at="2030-01-01T10:00:00")
-    assert codec.decode(**naive).occurred_at == datetime(2030, 1, 1, 10, tzinfo=UTC)
 
 
-def test_naive_timestamps_are_refused_when_creating_events():
-    with pytest.raises(ValueError, match="timezone-aware"):
-        PriceSet(aggregate_id=uuid4(), price=1.0, currency="USD", occurred_at=datetime(2030, 1, 1))
+def audited(**changes):
+    values = {
+        "aggregate_id": uuid4(),
+        "metadata": {"user": "Zoë", "nested": {"n": [1, 2.5, None, True]}},
+        "auditor_id": uuid4(),
+        "audited_at": datetime(2025, 5, 6, 7, 8, 9, 123456, tzinfo=timezone(timedelta(hours=-3))),
+        "note": "✓ 'quotes' \"double\"",
+        "score": 0.1 + 0.2,
+        "tags": ["a", ""],
+        "optional_ref": uuid4(),
+    }
+    values.update(changes)
+    return Audited(**values)
+
+
+@pytest.mark.parametrize("event", [*make_events(3), audited(), audited(optional_ref=None)])
+def test_round_trip_through_json(event):
+    assert through_json(event) == event
+
+
+def test_payload_holds_only_the_subclass_fields():
+    envelope = codec.encode(audited())
+    assert set(envelope.payload) == {
+        "auditor_id",
+        "audited_at",
+        "note",
+        "score",
+        "tags",
+        "optional_ref",
+    }
+    assert isinstance(envelope.payload["auditor_id"], str)
+    assert isinstance(envelope.payload["audited_at"], str)
+
+
+def row(event_type, payload, **envelope):
+    values = {
+        "event_id": uuid4(),
+        "event_type": event_type,
+        "aggregate_id": uuid4(),
+        "aggregate_type": "eventsource.testing.Account",
+        "aggregate_version": 2,
+        "occurred_at": "2025-01-01T00:00:00+00:00",
+        "metadata": None,
+        "payload": payload,
+    }
+    values.update(envelope)
+    return values
+
+
+def test_an_older_payload_without_an_optional_field_decodes():
+    payload = codec.encode(audited()).payload
+    del payload["optional_ref"]
+    event = codec.decode(**row(AUDITED, payload))
+    assert event.optional_ref is None
+    assert event.metadata == {}
+
+
+def test_a_newer_payload_with_an_unknown_field_decodes():
+    event = codec.decode(**row(DEPOSITED, '{"amount": 5, "currency": "EUR"}'))
+    assert event.amount == 5
+
+
+@pytest.mark.parametrize(
+    ("event_type", "payload"),
+    [
+        (DEPOSITED, "{}"),
+        (AUDITED, '{"auditor_id": "not-a-uuid", "audited_at": "2025-01-01T00:00:00+00:00"}'),
+        (AUDITED, json.dumps({"auditor_id": str(uuid4()), "audited_at": "yesterday"})),
+    ],
+)
+def test_a_payload_that_does_not_fit_says_how_to_evolve_events(event_type, payload):
+    with pytest.raises(EventDecodeError) as caught:
+        codec.decode(**row(event_type, payload))
+    message = str(caught.value)
+    assert f"stored {event_type!r} event" in message
+    assert "does not fit" in message
+    assert "give them defaults" in message
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="decode builds scalar-only events directly (for speed) without checking value types",
+)
+@pytest.mark.parametrize("payload", ['{"amount": "five"}', '{"amount": {"x": 1}}'])
+def test_a_scalar_of_the_wrong_type_is_refused(payload):
+    with pytest.raises(EventDecodeError):
+        codec.decode(**row(DEPOSITED, payload))
+
+
+def test_a_naive_stored_timestamp_is_read_as_utc():
+    event = codec.decode(**row(DEPOSITED, {"amount": 1}, occurred_at="2025-01-01T12:00:00"))
+    assert event.occurred_at == datetime(2025, 1, 1, 12, tzinfo=UTC)
