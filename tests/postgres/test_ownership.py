@@ -69,7 +69,8 @@ async def test_a_second_claim_waits_until_the_first_is_released(pg_pool, pg_sche
     ):
         assert a.claims is not None and b.claims is not None
         async with a.claim("P") as first:
-            waiting = asyncio.ensure_future(b.claims.claim("P").__aenter__())
+            later = b.claims.claim("P")
+            waiting = asyncio.ensure_future(later.__aenter__())
             await asyncio.sleep(3 * LEASE)  # several renewals: the lease stays with a
             assert not waiting.done()
             assert not first.lost
@@ -79,7 +80,8 @@ async def test_a_second_claim_waits_until_the_first_is_released(pg_pool, pg_sche
             assert b.claims.tokens == {"P": second.token}
             assert a.claims.tokens == {}
         finally:
-            second._mark_lost()
+            await later.__aexit__(None, None, None)
+        assert b.claims.tokens == {}
 
 
 async def test_an_expired_lease_is_taken_over_and_the_old_owner_is_fenced(
