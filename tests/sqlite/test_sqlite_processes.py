@@ -104,13 +104,34 @@ def fill(url: str, count: int) -> None:
     asyncio.run(run())
 
 
-def wait_for_lines(log: Path, target: int, process: subprocess.Popen) -> bool:
+class LineCounter:
+    """Counts the log's lines incrementally, so polling stays cheap as the log grows."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.offset, self.lines = path, 0, 0
+
+    def count(self) -> int:
+        if self.path.exists():
+            with self.path.open("rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+            self.offset += len(data)
+            self.lines += data.count(b"\n")
+        return self.lines
+
+
+def wait_for_lines(counter: LineCounter, target: int, process: subprocess.Popen) -> bool:
     """Wait until the log has ``target`` lines; False if the child ended first."""
     while process.poll() is None:
-        if len(read_lines(log)) >= target:
+        if counter.count() >= target:
             return True
-        time.sleep(0.002)
+        time.sleep(0.001)
     return False
+
+
+#: Events left unclaimed per remaining kill, so a kill that lands a little late still finds the
+#: child running.
+MARGIN = max(150, EVENTS // (4 * KILLS))
 
 
 def run_with_kills(url: str, mode: str, log: Path, rng: random.Random) -> int:
@@ -121,19 +142,20 @@ def run_with_kills(url: str, mode: str, log: Path, rng: random.Random) -> int:
     save repeats the same work.
     """
     kills = 0
+    counter = LineCounter(log)
     min_progress = 2 if mode == "after_each_event" else BATCH + 1
     while True:
-        seen = len(read_lines(log))
+        seen = counter.count()
         process = child("crash", url, mode, log, EVENTS, mode, BATCH)
         if kills < KILLS:
-            if not wait_for_lines(log, seen + 1, process):
+            if not wait_for_lines(counter, seen + 1, process):
                 break
             start = int(read_lines(log)[seen].split()[1])
-            remaining = EVENTS - start
-            share = min(remaining - min_progress, 3 * remaining // (2 * (KILLS - kills + 1)))
-            target = seen + 1 + rng.randint(min_progress, max(min_progress, share))
-            if wait_for_lines(log, target, process):
-                time.sleep(rng.random() * 0.003)
+            left = KILLS - kills
+            budget = (EVENTS - start - (min_progress + MARGIN) * left) // left
+            target = seen + 1 + rng.randint(min_progress, max(min_progress, budget))
+            if wait_for_lines(counter, target, process):
+                time.sleep(rng.random() * 0.001)
                 process.send_signal(signal.SIGKILL)
                 process.wait()
                 if process.returncode == -signal.SIGKILL:

@@ -1,10 +1,11 @@
 """Turning rows into events quickly, because catch-up speed is decode speed.
 
 The codec's general path (cattrs, one hook per field) costs several times what SQLite needs to
-fetch a row. For each event class this module plans the fields once: JSON-native fields pass
+fetch a row. For each event class this module compiles a builder once: JSON-native fields pass
 through, UUIDs and datetimes get direct parsers, anything else uses the codec's own converter
-hook. Any row the plan cannot handle goes through ``EventCodec.decode``, so errors and results
-stay the codec's.
+hook. For plain attrs classes (no validators, converters or init hooks) the builder sets the
+fields the way attrs' generated ``__init__`` does, without the keyword-argument call. Any row a
+builder cannot handle goes through ``EventCodec.decode``, so errors and results stay the codec's.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ class RowDecoder:
         return out
 
     def _builder(self, event_type: str) -> Builder | None:
-        """Compile one constructor call for a class, or ``None`` to always use the codec.
+        """Compile one constructor for a class, or ``None`` to always use the codec.
 
         A payload missing a field raises ``KeyError`` inside it, and the codec then applies the
         field's default (old events stored before the field existed).
@@ -117,26 +118,26 @@ class RowDecoder:
             return None
         namespace: dict[str, Any] = {
             "cls": cls,
+            "new": _new,
+            "set": _set,
             "parse_uuid": parse_uuid,
             "parse_datetime": _parse_datetime,
+            "utc": _utc,
+            "EVENT_TYPE": event_type,
         }
-        args = [
-            "event_id=parse_uuid(eid)",
-            "aggregate_id=aid",
-            "aggregate_type=atype",
-            "aggregate_version=aver",
-            "occurred_at=parse_datetime(occurred)",
-            "metadata=meta",
-        ]
+        values: list[tuple[str, str]] = []
         for index, field in enumerate(fields):
             if field.name in ENVELOPE_FIELDS:
+                if field.name not in _ENVELOPE:
+                    return None  # a field this module does not know yet: the codec handles it
+                values.append((field.name, _ENVELOPE[field.name]))
                 continue
             if not field.init or field.alias != field.name or not field.name.isidentifier():
                 return None
             kind = hints.get(field.name, Any)
             value = f"p[{field.name!r}]"
             if kind in _PASS_THROUGH:
-                args.append(f"{field.name}={value}")
+                values.append((field.name, value))
                 continue
             if kind is float:
                 convert: Callable[[Any], Any] = float
@@ -147,14 +148,65 @@ class RowDecoder:
             else:
                 convert = _hooked(self.codec.converter.get_structure_hook(kind), kind)
             namespace[f"convert_{index}"] = convert
-            args.append(f"{field.name}=convert_{index}({value})")
-        source = (
-            "def build(eid, aid, atype, aver, occurred, meta, p):\n"
-            f"    return cls({', '.join(args)})\n"
+            values.append((field.name, f"convert_{index}({value})"))
+        if _plain(cls, fields):
+            # What attrs' own __init__ does for a frozen class without validators or
+            # converters (bar occurred_at's UTC one, done by utc()), minus argument parsing.
+            body = ["self = new(cls)"]
+            body += [f"set(self, {name!r}, {expr})" for name, expr in values]
+            body.append("return self")
+        else:
+            args = [f"{name}={expr}" for name, expr in values if name != "event_type"]
+            body = ["return cls(" + ", ".join(args).replace("utc(", "parse_datetime(") + ")"]
+        source = "def build(eid, aid, atype, aver, occurred, meta, p):\n" + "".join(
+            f"    {line}\n" for line in body
         )
         exec(compile(source, f"<eventsource_sqlite decoder for {event_type}>", "exec"), namespace)
         builder: Builder = namespace["build"]
         return builder
+
+
+_ENVELOPE = {
+    "event_id": "parse_uuid(eid)",
+    "event_type": "EVENT_TYPE",
+    "aggregate_id": "aid",
+    "aggregate_type": "atype",
+    "aggregate_version": "aver",
+    "occurred_at": "utc(occurred)",
+    "metadata": "meta",
+}
+_OCCURRED_CONVERTER = attrs.fields(cast(Any, DomainEvent)).occurred_at.converter
+
+
+def _plain(cls: type, fields: Any) -> bool:
+    """Whether building ``cls`` field by field skips nothing its ``__init__`` would do."""
+    if any(
+        getattr(cls, hook, None) is not None
+        for hook in ("__attrs_pre_init__", "__attrs_post_init__", "_attrs_cached_hash")
+    ):
+        return False
+    init = cls.__dict__.get("__init__")
+    code = getattr(init, "__code__", None)
+    if code is None or not code.co_filename.startswith("<attrs generated"):
+        return False  # a hand-written __init__ may do anything
+    if cls.__dict__.get("__new__") is not None or cast(Any, cls).__new__ is not _new:
+        return False
+    for field in fields:
+        if field.validator is not None or field.on_setattr not in (None, attrs.setters.NO_OP):
+            return False
+        if field.converter is not None and not (
+            field.name == "occurred_at" and field.converter is _OCCURRED_CONVERTER
+        ):
+            return False
+    return True
+
+
+def _utc(text: str) -> datetime:
+    """``occurred_at`` as the envelope's converter would leave it: aware, in UTC."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is UTC:
+        return moment
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _position(stored: StoredEvent) -> int:
