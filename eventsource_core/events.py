@@ -9,7 +9,12 @@ from uuid import UUID, uuid4
 
 import attrs
 
-from .errors import DuplicateEventTypeError, UnknownEventTypeError, UnregisteredEventError
+from .errors import (
+    ConfigurationError,
+    DuplicateEventTypeError,
+    UnknownEventTypeError,
+    UnregisteredEventError,
+)
 
 __all__ = [
     "DomainEvent",
@@ -159,8 +164,24 @@ def event_type_names(types: Iterable[type[DomainEvent] | str] | None) -> list[st
     """Turn a projection's ``subscribed_to()`` answer into type names; ``None`` means all."""
     if types is None:
         return None
-    names = [t if isinstance(t, str) else type_name_of(t) for t in types]
+    names = [_type_name_in_filter(t) for t in types]
     return list(dict.fromkeys(names))
+
+
+def _type_name_in_filter(entry: object) -> str:
+    if isinstance(entry, str) and entry:
+        return entry
+    if isinstance(entry, type) and issubclass(entry, DomainEvent):
+        if "__attrs_attrs__" not in entry.__dict__:
+            raise UnregisteredEventError(
+                f"{_qualified(entry)} is listed in subscribed_to() but is not a registered "
+                "event; decorate the class with @register_event"
+            )
+        return type_name_of(entry)
+    raise ConfigurationError(
+        f"subscribed_to() must return event classes or event type names, not {entry!r}; "
+        "return a list such as [OrderPlaced, OrderShipped], or None for every event"
+    )
 
 
 def _qualified(cls: type) -> str:

@@ -302,3 +302,28 @@ async def test_concurrency_conflict_writes_nothing():
     reloaded = await repo.load(account.aggregate_id)
     assert (reloaded.version, reloaded.state.balance) == (2, 10)
     assert len(mine.uncommitted_events) == 1, "the failed save keeps the events for a retry"
+
+
+class NotAnEvent:
+    pass
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("entry", [NotAnEvent, int, "", 42])
+async def test_subscribed_to_must_name_event_types(manager, entry):
+    with pytest.raises(ConfigurationError) as caught:
+        await manager.subscribe(Recorder([entry]), name="P")
+    message = str(caught.value)
+    assert "subscribed_to()" in message
+    assert "event classes" in message
+    assert manager.subscriptions == {}
+
+
+@pytest.mark.anyio
+async def test_subscribed_to_an_undecorated_event_class(manager):
+    class Forgotten(DomainEvent):
+        event_type: str = "tests.core.ForgottenInSubscribedTo"
+        aggregate_type: str = "tests.core.Account"
+
+    with pytest.raises(UnregisteredEventError, match=r"Forgotten.*@register_event"):
+        await manager.subscribe(Recorder([Forgotten]), name="P")
