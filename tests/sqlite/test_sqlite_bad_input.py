@@ -276,6 +276,12 @@ async def test_bad_urls_are_configuration_errors(tmp_path):
         with pytest.raises(ConfigurationError):
             async with SQLiteEventStore.open(url):
                 pass
+    with pytest.raises(ConfigurationError, match="unknown option"):
+        async with SQLiteEventStore.open(f"sqlite:///{tmp_path}/e.db?busy=3"):
+            pass
+    with pytest.raises(ConfigurationError, match="busy_timeout must be a number"):
+        async with SQLiteEventStore.open(f"sqlite:///{tmp_path}/e.db?busy_timeout=soon"):
+            pass
     with pytest.raises(ConfigurationError, match="synchronous"):
         async with SQLiteEventStore.open(f"sqlite:///{tmp_path}/e.db?synchronous=sometimes"):
             pass

@@ -27,7 +27,7 @@ from eventsource_core import (
 from eventsource_core.checkpoints import validate_name
 
 from . import queries
-from .connection import connect, gate_for, path_from_url, storage_error
+from .connection import connect, gate_for, open_options, storage_error
 from .schema import CHECKPOINTS, EVENTS, SCHEMA_TABLE, ensure_schema
 
 __all__ = ["SQLiteCheckpointRepository", "SQLiteCheckpointTransaction"]
@@ -130,14 +130,13 @@ class SQLiteCheckpointRepository:
         Options: ``busy_timeout`` (seconds, default 5), ``synchronous`` (default ``normal``),
         ``adopt`` (add our tables to a database that holds other tables), ``event_store``.
         """
-        path, query = path_from_url(url)
-        busy = float(options.pop("busy_timeout", query.get("busy_timeout", 5.0)))
-        sync = str(options.pop("synchronous", query.get("synchronous", "normal")))
-        adopt = options.pop("adopt", query.get("adopt", "false"))
-        db = await connect(path, busy_timeout=busy, synchronous=sync)
+        opening = open_options(url, options)
+        db = await connect(
+            opening.path, busy_timeout=opening.busy_timeout, synchronous=opening.synchronous
+        )
         try:
-            repo = cls(db, adopt=str(adopt).lower() in {"1", "true", "yes", "on"}, **options)
-            repo._where = repr(path)
+            repo = cls(db, adopt=opening.adopt, **options)
+            repo._where = repr(opening.path)
             await repo.ensure_schema()
             yield repo
         finally:
@@ -270,11 +269,11 @@ class SQLiteCheckpointRepository:
                 f"SELECT 1 FROM {SCHEMA_TABLE} WHERE component = ?", (EVENTS.name,)
             ):
                 return None
-        async with self._gate.lock:
-            try:
+        try:
+            async with self._gate.reading():
                 return await queries.backlog(self.db, after, event_types)
-            except sqlite3.Error as exc:
-                raise storage_error(exc, self._where) from exc
+        except sqlite3.Error as exc:
+            raise storage_error(exc, self._where) from exc
 
     async def _row(self, name: str) -> Any:
         rows = await self._read(f"{_SELECT} WHERE projection_name = ?", (name,))

@@ -11,17 +11,20 @@ import asyncio
 import os
 import sqlite3
 import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import aiosqlite
+import attrs
 
 from eventsource_core import ConfigurationError, StorageError
 
 from .errors import CorruptDatabaseError, DatabaseLocationError, ReadOnlyDatabaseError
 
-__all__ = ["Gate", "connect", "gate_for", "path_from_url", "storage_error"]
+__all__ = ["Gate", "OpenOptions", "connect", "gate_for", "open_options", "storage_error"]
 
 MEMORY = ":memory:"
 SYNCHRONOUS = ("off", "normal", "full", "extra")
@@ -44,6 +47,15 @@ class Gate:
 
     def held_by_me(self) -> bool:
         return self.owner is not None and self.owner is asyncio.current_task()
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[None]:
+        """Hold the lock for a read, unless this task holds it already for its transaction."""
+        if self.held_by_me():
+            yield
+        else:
+            async with self.lock:
+                yield
 
     def refuse_nested_write(self, what: str) -> None:
         if self.held_by_me():
@@ -88,6 +100,46 @@ def path_from_url(url: str) -> tuple[str, dict[str, str]]:
             f"{url!r} names no file; write 'sqlite:///events.db' or 'sqlite:///:memory:'"
         )
     return path, dict(parse_qsl(parts.query))
+
+
+@attrs.frozen
+class OpenOptions:
+    """What ``open(url, **options)`` needs before it can connect."""
+
+    path: str
+    busy_timeout: float
+    synchronous: str
+    adopt: bool
+
+
+URL_OPTIONS = ("busy_timeout", "synchronous", "adopt")
+
+
+def open_options(url: str, options: dict[str, Any]) -> OpenOptions:
+    """Take the connection options from ``options`` (keywords win) and the URL's query."""
+    path, query = path_from_url(url)
+    unknown = sorted(set(query) - set(URL_OPTIONS))
+    if unknown:
+        raise ConfigurationError(
+            f"{url!r} has unknown option(s) {', '.join(unknown)}; the URL accepts "
+            f"{', '.join(URL_OPTIONS)}"
+        )
+    busy = options.pop("busy_timeout", query.get("busy_timeout", 5.0))
+    try:
+        busy_timeout = float(busy)
+    except (TypeError, ValueError):
+        raise ConfigurationError(
+            f"busy_timeout must be a number of seconds, got {busy!r}"
+        ) from None
+    adopt = options.pop("adopt", query.get("adopt", False))
+    if isinstance(adopt, str):
+        adopt = adopt.strip().lower() in {"1", "true", "yes", "on"}
+    return OpenOptions(
+        path=path,
+        busy_timeout=busy_timeout,
+        synchronous=str(options.pop("synchronous", query.get("synchronous", "normal"))),
+        adopt=bool(adopt),
+    )
 
 
 def check_location(path: str) -> None:

@@ -29,7 +29,7 @@ from eventsource_core import (
 from eventsource_core.store import check_append
 
 from . import queries
-from .connection import connect, gate_for, path_from_url, storage_error
+from .connection import connect, gate_for, open_options, storage_error
 from .decoding import RowDecoder
 from .schema import EVENTS, ensure_schema
 
@@ -83,14 +83,13 @@ class SQLiteEventStore:
         Options: ``busy_timeout`` (seconds, default 5), ``synchronous`` (default ``normal``),
         ``adopt`` (add our tables to a database that holds other tables), ``registry``.
         """
-        path, query = path_from_url(url)
-        busy = float(options.pop("busy_timeout", query.get("busy_timeout", 5.0)))
-        sync = str(options.pop("synchronous", query.get("synchronous", "normal")))
-        adopt = options.pop("adopt", query.get("adopt", "false"))
-        db = await connect(path, busy_timeout=busy, synchronous=sync)
+        opening = open_options(url, options)
+        db = await connect(
+            opening.path, busy_timeout=opening.busy_timeout, synchronous=opening.synchronous
+        )
         try:
-            store = cls(db, adopt=_truthy(adopt), **options)
-            store._where = repr(path)
+            store = cls(db, adopt=opening.adopt, **options)
+            store._where = repr(opening.path)
             await store.ensure_schema()
             yield store
         finally:
@@ -212,11 +211,8 @@ class SQLiteEventStore:
         self, after_position: int, event_types: Sequence[str] | None = None
     ) -> Backlog:
         await self.ensure_schema()
-        gate = self._gate
         try:
-            if gate.held_by_me():
-                return await queries.backlog(self.db, after_position, event_types)
-            async with gate.lock:
+            async with self._gate.reading():
                 return await queries.backlog(self.db, after_position, event_types)
         except sqlite3.Error as exc:
             raise storage_error(exc, self._where) from exc
@@ -257,9 +253,3 @@ def _integrity_error(
         f"{aggregate_type}-{aggregate_id} ({exc}); nothing was written. Number new events "
         "expected_version + 1, expected_version + 2, ... (AggregateRoot.get_next_version does)"
     )
-
-
-def _truthy(value: object) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    return bool(value)
