@@ -16,10 +16,12 @@ log = logging.getLogger("eventsource_postgres.notify")
 
 
 class NotificationListener:
-    """Holds one pool connection in LISTEN while anyone listens.
+    """Holds one pool connection in LISTEN from the first listener until :meth:`close`.
 
     A notification only wakes readers; they read the store themselves. After every (re)connect
     all listeners are woken once, because appends may have happened while nobody listened.
+    The connection stays while listeners come and go, so short-lived subscriptions do not churn
+    connections; :meth:`close` ends it.
     """
 
     HEALTH_CHECK_SECONDS = 5.0
@@ -30,12 +32,14 @@ class NotificationListener:
         self._channel = channel
         self._listeners: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._alert = asyncio.Event()
         self.connected = asyncio.Event()
         self.reconnects = 0
 
     def add_listener(self, listener: Callable[[], None]) -> Callable[[], None]:
         self._listeners.append(listener)
-        if self._task is None or self._task.done():
+        if (self._task is None or self._task.done()) and not self._closing:
             self._task = asyncio.get_running_loop().create_task(
                 self._listen_forever(), name=f"eventsource LISTEN {self._channel}"
             )
@@ -43,16 +47,20 @@ class NotificationListener:
         def remove() -> None:
             if listener in self._listeners:
                 self._listeners.remove(listener)
-            if not self._listeners and self._task is not None:
-                self._task.cancel()
-                self._task = None
 
         return remove
 
     async def close(self) -> None:
-        task, self._task = self._task, None
+        """Stop listening and give the connection back; cancel only if that hangs."""
+        self._closing = True
+        self._alert.set()
         self._listeners.clear()
-        if task is not None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), 5.0)
+        except TimeoutError:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -66,26 +74,30 @@ class NotificationListener:
 
     async def _listen_forever(self) -> None:
         delay = 0.05
-        while True:
+        while not self._closing:
             conn: asyncpg.Connection | None = None
+            on_lost: Callable[[Any], None] | None = None
             try:
                 conn = await self._pool.acquire()
-                lost = asyncio.Event()
-                conn.add_termination_listener(_setter(lost))
+                alert = self._alert = asyncio.Event()
+                if self._closing:
+                    return
+                on_lost = _setter(alert)
+                conn.add_termination_listener(on_lost)
                 await conn.add_listener(self._channel, self._on_notification)
                 self.connected.set()
                 delay = 0.05
                 self.wake()
-                while not lost.is_set():
+                while not self._closing:
+                    if alert.is_set():
+                        raise ConnectionError("the LISTEN connection was closed")
                     try:
-                        await asyncio.wait_for(lost.wait(), self.HEALTH_CHECK_SECONDS)
+                        await asyncio.wait_for(alert.wait(), self.HEALTH_CHECK_SECONDS)
                     except TimeoutError:
                         await asyncio.wait_for(conn.fetchval("SELECT 1"), 5.0)
-                raise ConnectionError("the LISTEN connection was closed")
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:
-                self.connected.clear()
+                if self._closing:
+                    return
                 self.reconnects += 1
                 log.warning(
                     "PostgreSQL LISTEN on %r failed (%s: %s); polling covers the gap, "
@@ -98,7 +110,11 @@ class NotificationListener:
             finally:
                 self.connected.clear()
                 if conn is not None:
+                    if on_lost is not None:
+                        conn.remove_termination_listener(on_lost)
                     await self._release(conn)
+            if self._closing:
+                return
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.MAX_BACKOFF_SECONDS)
 
