@@ -111,7 +111,8 @@ class NotificationListener:
                 self.connected.clear()
                 if conn is not None:
                     if on_lost is not None:
-                        conn.remove_termination_listener(on_lost)
+                        with contextlib.suppress(Exception):  # gone with a dead connection
+                            conn.remove_termination_listener(on_lost)
                     await self._release(conn)
             if self._closing:
                 return
