@@ -14,7 +14,6 @@ import json
 import typing
 from collections.abc import Callable
 from datetime import UTC, datetime
-from itertools import pairwise
 from typing import Any, cast
 from uuid import UUID, SafeUUID
 
@@ -55,11 +54,13 @@ class RowDecoder:
     def __init__(self, codec: EventCodec) -> None:
         self.codec = codec
         self._builders: dict[str, Builder | None] = {}
+        #: Whether the rows of the last ``decode`` came in ascending position order.
+        self.ascending = True
 
     def decode_page(self, text: str, *, ordered: bool) -> list[StoredEvent]:
         """Decode the JSON array a page query returns; ``ordered`` checks position order."""
         out = self.decode(json.loads(text))
-        if ordered and any(a.global_position >= b.global_position for a, b in pairwise(out)):
+        if ordered and not self.ascending:
             out.sort(key=_position)  # aggregation kept the subquery's order so far; never rely
         return out
 
@@ -69,7 +70,12 @@ class RowDecoder:
         stream_cache: dict[str, UUID] = {}
         out: list[StoredEvent] = []
         append = out.append
+        stored = _stored
+        previous, ascending = -1, True
         for pos, eid, etype, aid, atype, aver, occurred, recorded, meta, payload in rows:
+            if pos <= previous:
+                ascending = False
+            previous = pos
             recorded_at = recorded_cache.get(recorded)
             if recorded_at is None:
                 recorded_at = recorded_cache[recorded] = datetime.fromisoformat(recorded)
@@ -97,7 +103,8 @@ class RowDecoder:
                     metadata=meta,
                     payload=payload,
                 )
-            append(StoredEvent(event, pos, recorded_at))
+            append(stored(event, pos, recorded_at))
+        self.ascending = ascending
         return out
 
     def _builder(self, event_type: str) -> Builder | None:
@@ -121,8 +128,11 @@ class RowDecoder:
             "new": _new,
             "set": _set,
             "parse_uuid": parse_uuid,
+            "uuid_from": parse_uuid,
             "parse_datetime": _parse_datetime,
             "utc": _utc,
+            "UUID": UUID,
+            "UNKNOWN": _UNKNOWN,
             "EVENT_TYPE": event_type,
         }
         values: list[tuple[str, str]] = []
@@ -152,8 +162,18 @@ class RowDecoder:
         if _plain(cls, fields):
             # What attrs' own __init__ does for a frozen class without validators or
             # converters (bar occurred_at's UTC one, done by utc()), minus argument parsing.
-            body = ["self = new(cls)"]
-            body += [f"set(self, {name!r}, {expr})" for name, expr in values]
+            # The event id is parsed inline: one UUID per event is the largest single cost.
+            body = [
+                "if len(eid) != 36: raise ValueError(eid)",
+                "uid = new(UUID)",
+                "set(uid, 'int', int(eid.replace('-', ''), 16))",
+                "set(uid, 'is_safe', UNKNOWN)",
+                "self = new(cls)",
+            ]
+            body += [
+                f"set(self, {name!r}, {'uid' if name == 'event_id' else expr})"
+                for name, expr in values
+            ]
             body.append("return self")
         else:
             args = [f"{name}={expr}" for name, expr in values if name != "event_type"]
@@ -167,7 +187,7 @@ class RowDecoder:
 
 
 _ENVELOPE = {
-    "event_id": "parse_uuid(eid)",
+    "event_id": "uuid_from(eid)",
     "event_type": "EVENT_TYPE",
     "aggregate_id": "aid",
     "aggregate_type": "atype",
@@ -209,6 +229,23 @@ def _utc(text: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def _direct_stored() -> Callable[[DomainEvent, int, datetime], StoredEvent]:
+    """``StoredEvent(event, position, recorded_at)``, set directly when attrs would do just that."""
+    fields = attrs.fields(StoredEvent)
+    names = [f.name for f in fields]
+    if names != ["event", "global_position", "recorded_at"] or not _plain(StoredEvent, fields):
+        return StoredEvent
+
+    def build(event: DomainEvent, position: int, recorded_at: datetime) -> StoredEvent:
+        stored = _new(StoredEvent)
+        _set(stored, "event", event)
+        _set(stored, "global_position", position)
+        _set(stored, "recorded_at", recorded_at)
+        return stored
+
+    return build
+
+
 def _position(stored: StoredEvent) -> int:
     return stored.global_position
 
@@ -222,3 +259,6 @@ def _hooked(hook: Callable[[Any, Any], Any], kind: Any) -> Callable[[Any], Any]:
         return hook(value, kind)
 
     return convert
+
+
+_stored = _direct_stored()
