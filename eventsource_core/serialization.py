@@ -44,7 +44,17 @@ def make_converter() -> cattrs.Converter:
     return converter
 
 
-_JSON_SCALARS: frozenset[Any] = frozenset({str, int, float, bool, "str", "int", "float", "bool"})
+#: Field types a JSON payload carries natively, with the JSON value types each accepts as-is.
+_JSON_SCALARS: dict[Any, tuple[type, ...]] = {
+    str: (str,),
+    int: (int,),
+    float: (float, int),
+    bool: (bool,),
+    "str": (str,),
+    "int": (int,),
+    "float": (float, int),
+    "bool": (bool,),
+}
 
 
 @attrs.frozen
@@ -137,13 +147,20 @@ class EventCodec:
         return event
 
     def _structurer(self, cls: type[DomainEvent]) -> Callable[[Any, Any], Any]:
-        """Classes whose own fields are JSON scalars are built directly; others via cattrs."""
+        """Classes whose own fields are JSON scalars are built directly; others via cattrs.
+
+        A value of an unexpected type sends the row through cattrs, which converts or refuses it.
+        """
         hook = self.converter.get_structure_hook(cls)
         own = [a for a in attrs.fields(cast(Any, cls)) if a.name not in ENVELOPE_FIELDS]
         if not all(a.type in _JSON_SCALARS for a in own):
             return hook
+        checks = [(a.name, _JSON_SCALARS[a.type]) for a in own]
 
         def direct(data: dict[str, Any], cls: type[DomainEvent]) -> Any:
+            for name, accepted in checks:
+                if name in data and type(data[name]) not in accepted:
+                    return hook(data, cls)
             try:
                 return cls(**data)
             except TypeError:  # a payload from an older or newer class version
