@@ -5,6 +5,7 @@ import sqlite3
 from uuid import uuid4
 
 import aiosqlite
+import anyio
 import pytest
 
 from eventsource_core import StorageError, open_checkpoint_repository, open_event_store
@@ -109,3 +110,17 @@ async def test_lag_from_a_store_in_another_file(tmp_path):
         assert metrics.events_behind == 2  # the withdrawals at positions 3 and 5
         assert metrics.latest_event_id == str(stored[4].event_id)
         assert metrics.lag_seconds >= 0.0
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.001, 0.003, 0.01])
+async def test_a_cancelled_append_is_all_or_nothing(tmp_path, delay):
+    async with SQLiteEventStore.open(f"sqlite:///{tmp_path}/events.db") as store:
+        events = make_events(3000)
+        with anyio.move_on_after(delay):
+            await store.append(events[0].aggregate_id, events[0].aggregate_type, events, 0)
+        assert not store.db.in_transaction
+        stored = await store.current_position()
+        assert stored in (0, 3000)
+        more = make_events(2)
+        await store.append(more[0].aggregate_id, more[0].aggregate_type, more, 0)
+        assert await store.current_position() == stored + 2

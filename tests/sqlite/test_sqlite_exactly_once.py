@@ -185,3 +185,20 @@ async def test_other_tasks_wait_for_the_transaction_on_a_shared_connection(tmp_p
             await tx.connection.execute_fetchall("DELETE FROM events WHERE event_id = 'x'")
         assert seen == [0]
         await store.append(events[0].aggregate_id, events[0].aggregate_type, events, 0)
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.0005, 0.002, 0.005])
+async def test_a_transaction_cancelled_anywhere_leaves_the_connection_clean(setup, delay):
+    _, repo = setup
+    with anyio.move_on_after(delay):
+        async with repo.transaction() as tx:
+            for i in range(200):
+                await tx.connection.execute_fetchall(
+                    "INSERT INTO balances VALUES (?, 1)", (f"a{i}",)
+                )
+            await tx.save_position("P", 9, uuid4(), "T")
+    assert not repo.db.in_transaction
+    rows = len(await balances(repo))
+    position = await repo.get_position("P")
+    assert (rows, position) in ((0, None), (200, 9))  # both or neither
+    await repo.save_position("Q", 1, uuid4(), "T")  # still usable

@@ -188,13 +188,15 @@ class SQLiteCheckpointRepository:
         async with gate.lock:
             self._refuse_foreign_transaction()
             try:
-                await db.execute_fetchall("BEGIN IMMEDIATE")
+                with anyio.CancelScope(shield=True):  # BEGIN runs even if we were cancelled
+                    await db.execute_fetchall("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise storage_error(exc, self._where) from exc
             gate.owner = asyncio.current_task()
             try:
                 yield SQLiteCheckpointTransaction(db, self._where)
-                await db.execute_fetchall("COMMIT")
+                with anyio.CancelScope(shield=True):  # a queued COMMIT must not race a ROLLBACK
+                    await db.execute_fetchall("COMMIT")
             except BaseException as exc:
                 with anyio.CancelScope(shield=True):
                     if db.in_transaction:
@@ -299,9 +301,13 @@ class SQLiteCheckpointRepository:
         async with gate.lock:
             self._refuse_foreign_transaction()
             try:
-                await db.execute_fetchall(sql, params)
-                if db.in_transaction:  # a connection in sqlite3's implicit-transaction mode
-                    await db.commit()
+                if db.isolation_level is None:  # autocommit: one statement, nothing to leave open
+                    await db.execute_fetchall(sql, params)
+                else:  # sqlite3's implicit transactions: the COMMIT must follow, cancelled or not
+                    with anyio.CancelScope(shield=True):
+                        await db.execute_fetchall(sql, params)
+                        if db.in_transaction:
+                            await db.commit()
             except sqlite3.Error as exc:
                 with anyio.CancelScope(shield=True):
                     if db.in_transaction:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import aiosqlite
+import anyio
 import attrs
 
 from eventsource_core import StorageError
@@ -123,16 +124,18 @@ async def _ensure(
                 "open transaction; commit or roll it back first (or use the store once before "
                 "opening a transaction)"
             )
-        await db.execute_fetchall("BEGIN IMMEDIATE")
-        try:
-            # Another process may have created it while we waited for the write lock.
-            version = await _inspect(db, component, where=where, adopt=adopt)
-            if version is None:
-                await _create(db, component)
-            await db.execute_fetchall("COMMIT")
-        except BaseException:
-            await db.execute_fetchall("ROLLBACK")
-            raise
+        with anyio.CancelScope(shield=True):  # never leave a half-created schema queued
+            await db.execute_fetchall("BEGIN IMMEDIATE")
+            try:
+                # Another process may have created it while we waited for the write lock.
+                version = await _inspect(db, component, where=where, adopt=adopt)
+                if version is None:
+                    await _create(db, component)
+                await db.execute_fetchall("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    await db.execute_fetchall("ROLLBACK")
+                raise
     if version is not None and version > component.version:
         raise NewerSchemaError(
             f"{where} holds {component.name} schema version {version}, but this "

@@ -15,6 +15,7 @@ from typing import Any, Self
 from uuid import UUID
 
 import aiosqlite
+import anyio
 
 from eventsource_core import (
     Backlog,
@@ -26,6 +27,7 @@ from eventsource_core import (
     StoredEvent,
     default_registry,
 )
+from eventsource_core.serialization import Envelope
 from eventsource_core.store import check_append
 
 from . import queries
@@ -114,53 +116,70 @@ class SQLiteEventStore:
         if not events:
             return []
         await self.ensure_schema()
-        gate, db = self._gate, self.db
+        gate = self._gate
         gate.refuse_nested_write("SQLiteEventStore.append")
-        dumps = self.codec.dumps
-        stream = str(aggregate_id)
         now = datetime.now(UTC)
         recorded = now.isoformat()
         async with gate.lock:
-            try:
-                await db.execute_fetchall("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise storage_error(exc, self._where) from exc
-            try:
-                head = next(iter(await db.execute_fetchall(_HEAD, (aggregate_type, stream))))
-                version, last_position = int(head[0]), int(head[1])
-                if version != expected_version:
-                    raise ConcurrencyError(
-                        f"{aggregate_type}-{aggregate_id}", expected_version, version
-                    )
-                rows = [
-                    (
-                        last_position + i,
-                        str(env.event_id),
-                        env.event_type,
-                        stream,
-                        aggregate_type,
-                        env.aggregate_version,
-                        env.occurred_at.isoformat(),
-                        recorded,
-                        dumps(env.metadata) if env.metadata else "{}",
-                        dumps(env.payload),
-                    )
-                    for i, env in enumerate(envelopes, start=1)
-                ]
-                await db.executemany(_INSERT, rows)
-                await db.execute_fetchall("COMMIT")
-            except BaseException as exc:
-                await db.execute_fetchall("ROLLBACK")
-                if isinstance(exc, sqlite3.IntegrityError):
-                    raise _integrity_error(exc, aggregate_type, aggregate_id) from exc
-                if isinstance(exc, sqlite3.Error):
-                    raise storage_error(exc, self._where) from exc
-                raise
+            # Shielded: a cancelled append either commits or rolls back before it returns, and
+            # never leaves a half-finished transaction queued on the connection.
+            with anyio.CancelScope(shield=True):
+                last_position = await self._append_rows(
+                    aggregate_id, aggregate_type, expected_version, envelopes, recorded
+                )
         for listener in list(self._listeners):
             listener()
         return [
             StoredEvent(event, last_position + i, now) for i, event in enumerate(events, start=1)
         ]
+
+    async def _append_rows(
+        self,
+        aggregate_id: UUID,
+        aggregate_type: str,
+        expected_version: int,
+        envelopes: list[Envelope],
+        recorded: str,
+    ) -> int:
+        """One BEGIN IMMEDIATE ... COMMIT; returns the position before the first new event."""
+        db, dumps, stream = self.db, self.codec.dumps, str(aggregate_id)
+        try:
+            await db.execute_fetchall("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise storage_error(exc, self._where) from exc
+        try:
+            head = next(iter(await db.execute_fetchall(_HEAD, (aggregate_type, stream))))
+            version, last_position = int(head[0]), int(head[1])
+            if version != expected_version:
+                raise ConcurrencyError(
+                    f"{aggregate_type}-{aggregate_id}", expected_version, version
+                )
+            rows = [
+                (
+                    last_position + i,
+                    str(env.event_id),
+                    env.event_type,
+                    stream,
+                    aggregate_type,
+                    env.aggregate_version,
+                    env.occurred_at.isoformat(),
+                    recorded,
+                    dumps(env.metadata) if env.metadata else "{}",
+                    dumps(env.payload),
+                )
+                for i, env in enumerate(envelopes, start=1)
+            ]
+            await db.executemany(_INSERT, rows)
+            await db.execute_fetchall("COMMIT")
+        except BaseException as exc:
+            if db.in_transaction:
+                await db.execute_fetchall("ROLLBACK")
+            if isinstance(exc, sqlite3.IntegrityError):
+                raise _integrity_error(exc, aggregate_type, aggregate_id) from exc
+            if isinstance(exc, sqlite3.Error):
+                raise storage_error(exc, self._where) from exc
+            raise
+        return last_position
 
     # -- reading -------------------------------------------------------------------------------
 
