@@ -69,6 +69,17 @@ class CheckpointRepositoryContract:
         [data] = await checkpoint_repo.get_all_checkpoints()
         assert (data.last_event_type, data.events_processed) == ("B", 2)
 
+    async def test_update_checkpoint_keeps_the_saved_position(
+        self, checkpoint_repo: CheckpointRepository
+    ) -> None:
+        by_position, by_id = uuid4(), uuid4()
+        await checkpoint_repo.save_position("P", 5, by_position, "A", events=5)
+        await checkpoint_repo.update_checkpoint("P", by_id, "B")
+        assert await checkpoint_repo.get_position("P") == 5
+        assert await checkpoint_repo.get_checkpoint("P") == by_id
+        [data] = await checkpoint_repo.get_all_checkpoints()
+        assert (data.last_event_type, data.events_processed) == ("B", 6)
+
     # -- get_position / save_position ----------------------------------------------------------
 
     async def test_save_position_then_get_position(
