@@ -316,6 +316,18 @@ class CheckpointRepositoryContract:
         unfiltered = await checkpoint_repo.get_lag_metrics("P")
         assert unfiltered is not None and unfiltered.events_behind == 3
 
+    async def test_lag_metrics_of_a_checkpoint_saved_by_id_only(
+        self, checkpoint_repo: CheckpointRepository, event_store: EventStore
+    ) -> None:
+        stored = await append(event_store, 3)
+        await checkpoint_repo.update_checkpoint("P", stored[0].event_id, stored[0].event_type)
+        metrics = await checkpoint_repo.get_lag_metrics("P")
+        assert metrics is not None
+        assert metrics.last_event_id == str(stored[0].event_id)
+        assert metrics.events_processed == 1
+        assert metrics.events_behind == 3, "without a position, everything counts as pending"
+        assert metrics.latest_event_id == str(stored[-1].event_id)
+
     async def test_lag_metrics_follow_new_events(
         self, checkpoint_repo: CheckpointRepository, event_store: EventStore
     ) -> None:
