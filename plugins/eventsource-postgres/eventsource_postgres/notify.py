@@ -47,14 +47,16 @@ class NotificationListener:
         def remove() -> None:
             if listener in self._listeners:
                 self._listeners.remove(listener)
+            if not self._listeners:
+                self._alert.set()  # the loop gives the connection back when it sees this
 
         return remove
 
     async def close(self) -> None:
         """Stop listening and give the connection back; cancel only if that hangs."""
         self._closing = True
-        self._alert.set()
         self._listeners.clear()
+        self._alert.set()
         task, self._task = self._task, None
         if task is None:
             return
@@ -72,32 +74,42 @@ class NotificationListener:
     def _on_notification(self, *_: Any) -> None:
         self.wake()
 
+    def _wanted(self) -> bool:
+        return bool(self._listeners) and not self._closing
+
     async def _listen_forever(self) -> None:
+        """LISTEN while anyone listens. Stops by returning (never by cancellation), so the
+        connection goes back to the pool in a clean state."""
         delay = 0.05
-        while not self._closing:
+        while self._wanted():
             conn: asyncpg.Connection | None = None
             on_lost: Callable[[Any], None] | None = None
+            failed = False
             try:
                 conn = await self._pool.acquire()
+                if not self._wanted():
+                    continue
                 alert = self._alert = asyncio.Event()
-                if self._closing:
-                    return
                 on_lost = _setter(alert)
                 conn.add_termination_listener(on_lost)
                 await conn.add_listener(self._channel, self._on_notification)
                 self.connected.set()
                 delay = 0.05
                 self.wake()
-                while not self._closing:
+                while self._wanted():
                     if alert.is_set():
-                        raise ConnectionError("the LISTEN connection was closed")
+                        if conn.is_closed():
+                            raise ConnectionError("the LISTEN connection was closed")
+                        alert.clear()  # a listener left; the loop condition decides
+                        continue
                     try:
                         await asyncio.wait_for(alert.wait(), self.HEALTH_CHECK_SECONDS)
                     except TimeoutError:
                         await asyncio.wait_for(conn.fetchval("SELECT 1"), 5.0)
             except Exception as exc:
-                if self._closing:
+                if not self._wanted():
                     return
+                failed = True
                 self.reconnects += 1
                 log.warning(
                     "PostgreSQL LISTEN on %r failed (%s: %s); polling covers the gap, "
@@ -114,10 +126,9 @@ class NotificationListener:
                         with contextlib.suppress(Exception):  # gone with a dead connection
                             conn.remove_termination_listener(on_lost)
                     await self._release(conn)
-            if self._closing:
-                return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.MAX_BACKOFF_SECONDS)
+            if failed:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.MAX_BACKOFF_SECONDS)
 
     async def _release(self, conn: asyncpg.Connection) -> None:
         try:
