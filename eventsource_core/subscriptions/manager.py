@@ -110,13 +110,24 @@ class SubscriptionManager:
             await service.start(subscription.run)
 
     async def stop(self) -> None:
-        """Let each subscription finish its batch, save its final checkpoint, and end."""
+        """Let each subscription finish its batch, save its final checkpoint, and end.
+
+        Called from inside a projection handler, it only asks every subscription to stop after
+        its current event and returns at once; the final checkpoints are saved as they end.
+        """
         service, self._service = self._service, None
         if service is None:
             return
         for unlisten in self._unlisten:
             unlisten()
         self._unlisten.clear()
+        if any(s.runs_current_task() for s in self._subscriptions.values()):
+            # Called from a handler: waiting would wait for that very handler. Each reader
+            # stops after its current event and saves its final checkpoint on its own.
+            for subscription in self._subscriptions.values():
+                subscription.request_stop()
+            service.request_close()
+            return
         with anyio.CancelScope(shield=True):
             async with anyio.create_task_group() as stopping:
                 for subscription in self._subscriptions.values():

@@ -43,6 +43,10 @@ class Service:
         assert self._group is not None, "open() first"
         await self._group.start(func)
 
+    def request_close(self) -> None:
+        """End the service task once its tasks have finished, without waiting for that."""
+        self._closing.set()
+
     async def close(self) -> None:
         """End the service task; call once the group's tasks have been asked to finish."""
         self._closing.set()

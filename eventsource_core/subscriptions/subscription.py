@@ -87,6 +87,7 @@ class Subscription:
         self._done = anyio.Event()
         self._position_changed = anyio.Event()
         self._started_once = False
+        self._task_id: int | None = None
         self._end: int | None = None
         #: Where the first start began; a restart before any event was handled resumes here.
         self._first_target = 0
@@ -124,6 +125,7 @@ class Subscription:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Run until stopped or failed. Never raises: the error is kept on ``self.error``."""
+        self._task_id = anyio.get_current_task().id
         try:
             with self._cancel:
                 if self.config.start_from == "end" and not self._started_once:
@@ -144,12 +146,20 @@ class Subscription:
             self._done.set()
             self._position_changed.set()
 
-    async def stop(self) -> None:
-        """Finish the current event (or batch), save the checkpoint, and return."""
+    def request_stop(self) -> None:
+        """Ask the reader to stop after the current event and save; do not wait for it."""
         self._stopping = True
         self._wake.set()
         if self.state is SubscriptionState.STANDBY:
             self._cancel.cancel()  # nothing to save while waiting for a claim
+
+    def runs_current_task(self) -> bool:
+        """Whether the caller is this subscription's own task, that is, one of its handlers."""
+        return not self._done.is_set() and self._task_id == anyio.get_current_task().id
+
+    async def stop(self) -> None:
+        """Finish the current event (or batch), save the checkpoint, and return."""
+        self.request_stop()
         with anyio.move_on_after(self.config.stop_timeout) as scope:
             await self._done.wait()
         if scope.cancelled_caught:

@@ -201,3 +201,42 @@ async def test_polling_delivers_when_nothing_wakes_the_reader(store, repo):
                 await append(store, 1)
                 await sub.wait_for_position(position)
     assert len(projection.handled) == 3
+
+
+class StopsTheManager(Recorder):
+    """Stops its own manager from inside a handler, like a tool that ends at a marker event."""
+
+    def __init__(self, after):
+        super().__init__()
+        self.after = after
+        self.manager = None
+
+    async def handle(self, event):
+        await super().handle(event)
+        if len(self.handled) == self.after:
+            await self.manager.stop()
+
+
+async def test_stop_from_inside_a_handler_does_not_wait_for_that_handler(store, repo):
+    stored = await append(store, 6)
+    projection, bystander = StopsTheManager(after=3), Recorder()
+    manager = SubscriptionManager(store, None, repo)
+    projection.manager = manager
+    config = SubscriptionConfig(stop_timeout=3600)
+    sub = await manager.subscribe(projection, config, name="P")
+    other = await manager.subscribe(bystander, config, name="Other")
+    await manager.start()
+    with anyio.fail_after(10):
+        await sub.wait_for_position(6)
+        await other.wait_for_position(6)
+    assert not manager.running
+    assert sub.state is SubscriptionState.STOPPED and manager.errors == {}
+    assert projection.ids == [s.event_id for s in stored[:3]]
+    assert await repo.get_position("P") == 3, "the final checkpoint is still saved"
+    assert (await repo.get_position("Other") or 0) == other.position
+
+    projection.after = None
+    async with manager:
+        with anyio.fail_after(10):
+            await sub.wait_for_position(6)
+    assert projection.ids == [s.event_id for s in stored]
