@@ -89,6 +89,8 @@ class SubscriptionContract:
     pytestmark = pytest.mark.anyio
 
     def manager(self, store: EventStore, repo: CheckpointRepository) -> SubscriptionManager:
+        """A fresh manager; override to add a bus. Without one, wake-ups come from the store
+        (if it is a Notifier) or from polling every 20 ms."""
         return SubscriptionManager(store, None, repo)
 
     # -- catch-up and live ---------------------------------------------------------------------
