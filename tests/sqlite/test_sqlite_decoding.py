@@ -131,3 +131,24 @@ def test_out_of_order_rows_are_put_in_position_order():
     rows = [row(p, Validated(aggregate_id=uuid4(), count=p)) for p in (3, 1, 2)]
     decoded = RowDecoder(codec).decode_page(json.dumps(rows), ordered=True)
     assert [s.global_position for s in decoded] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [({"count": "5"}, 5), ({"count": True}, 1), ({"count": 5.0}, 5)],
+    ids=["str", "bool", "float"],
+)
+def test_a_value_of_another_json_type_is_converted_like_the_codec_does(payload, expected):
+    bad = row(1, Validated(aggregate_id=uuid4(), count=1), payload=payload)
+    (stored,) = RowDecoder(codec).decode([bad])
+    assert stored.event == by_codec(bad)
+    assert stored.event.count == expected
+    assert type(stored.event.count) is int
+
+
+def test_plain_class_with_a_mistyped_value_goes_through_the_codec():
+    good = row(1, EVENTS[0])
+    bad = [*good[:9], {**good[9], "label": 7, "count": "3"}]
+    (stored,) = RowDecoder(codec).decode([bad])
+    assert stored.event == by_codec(bad)
+    assert (stored.event.label, stored.event.count) == ("7", 3)

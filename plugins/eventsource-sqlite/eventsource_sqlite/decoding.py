@@ -136,6 +136,7 @@ class RowDecoder:
             "EVENT_TYPE": event_type,
         }
         values: list[tuple[str, str]] = []
+        checks: list[str] = []
         for index, field in enumerate(fields):
             if field.name in ENVELOPE_FIELDS:
                 if field.name not in _ENVELOPE:
@@ -147,7 +148,13 @@ class RowDecoder:
             kind = hints.get(field.name, Any)
             value = f"p[{field.name!r}]"
             if kind in _PASS_THROUGH:
-                values.append((field.name, value))
+                # A value of another JSON type goes to the codec, whose converter converts or
+                # refuses it (as the codec's own fast path does).
+                checks.append(
+                    f"v{index} = {value}\n"
+                    f"if type(v{index}) is not {kind.__name__}: raise TypeError({field.name!r})"
+                )
+                values.append((field.name, f"v{index}"))
                 continue
             if kind is float:
                 convert: Callable[[Any], Any] = float
@@ -176,8 +183,14 @@ class RowDecoder:
             ]
             body.append("return self")
         else:
-            args = [f"{name}={expr}" for name, expr in values if name != "event_type"]
-            body = ["return cls(" + ", ".join(args).replace("utc(", "parse_datetime(") + ")"]
+            # Through __init__, whose converter makes occurred_at UTC.
+            args = [
+                f"{name}={'parse_datetime(occurred)' if name == 'occurred_at' else expr}"
+                for name, expr in values
+                if name != "event_type"
+            ]
+            body = ["return cls(" + ", ".join(args) + ")"]
+        body = [line for check in checks for line in check.split("\n")] + body
         source = "def build(eid, aid, atype, aver, occurred, meta, p):\n" + "".join(
             f"    {line}\n" for line in body
         )
