@@ -4,12 +4,17 @@ A writer keeps appending (retrying while the server is down); two subscriptions 
 process with claims on: one plain (``handle``) and one exactly-once (``handle_in_transaction``).
 The server is stopped with ``immediate`` (a crash as far as clients can tell), kept down longer
 than the claim lease, and started again.
+
+The throwaway server runs with ``synchronous_commit = off`` for speed; with that, a crash
+forgets commits it already acknowledged (and hands their positions out again). The backend
+assumes acknowledged commits are durable, so this test's database turns it back on.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import anyio
@@ -73,10 +78,17 @@ async def test_a_server_restart_mid_run_loses_nothing_and_is_logged(
     pg, pg_dsn: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server = pg.require_server()
+    database = urlsplit(pg_dsn).path.lstrip("/")
+    admin = await asyncpg.connect(pg_dsn)
+    try:
+        await admin.execute(f"ALTER DATABASE {database} SET synchronous_commit = on")
+    finally:
+        await admin.close()
     monkeypatch.setattr(Subscription, "RETRY_MAX_DELAY", 1.0)
     caplog.set_level(logging.INFO)
     pool = await asyncpg.create_pool(pg_dsn, min_size=2, max_size=8, timeout=5)
     writer_pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=2, timeout=5)
+    assert await writer_pool.fetchval("SHOW synchronous_commit") == "on"
     plain = Plain()
     written: list[UUID] = []
     try:
