@@ -8,6 +8,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+
 from eventsource_sqlite import SQLiteCheckpointRepository, SQLiteEventStore
 
 _source = Path(__file__).parents[1] / "core" / "test_manager.py"
