@@ -90,8 +90,13 @@ async def test_holes_seen_during_an_idle_transaction_wait_for_it(pg_dsn) -> None
         assert held is not None
         assert held.position == 1
         assert held.blocking_xids == (idle_xid,)
+        [blocking] = await store.blocking_transactions()
+        assert blocking.xid == idle_xid % 2**32
+        assert blocking.state == "idle in transaction"
+        assert blocking.seconds is not None and blocking.seconds > 0
         await idle.execute("ROLLBACK")
         assert await positions(store) == [2]
+        assert await store.blocking_transactions() == []
     finally:
         await idle.close()
         await pool.close()

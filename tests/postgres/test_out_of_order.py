@@ -89,7 +89,9 @@ async def test_out_of_order_commits_are_delivered_exactly_once(pg_dsn: str) -> N
 
         everything, deposits = Recorder(), Recorder([Deposited])
         manager = SubscriptionManager(store, None, repo)
-        config = SubscriptionConfig(batch_size=500, poll_interval=0.2)
+        config = SubscriptionConfig(
+            batch_size=500, poll_interval=0.2, checkpoint_strategy="after_batch"
+        )
         sub_all = await manager.subscribe(everything, config, name="All")
         await manager.subscribe(deposits, config, name="Deposits")
 

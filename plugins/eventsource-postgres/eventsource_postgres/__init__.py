@@ -2,12 +2,13 @@
 
 from .checkpoints import PostgreSQLCheckpointRepository, PostgreSQLCheckpointTransaction
 from .errors import InvalidURLError, PostgresAuthenticationError, PostgresConnectionError
-from .gaps import HeldBack
+from .gaps import BlockingTransaction, HeldBack
 from .schema import LATEST_VERSION
 from .store import PostgreSQLEventStore
 
 __all__ = [
     "LATEST_VERSION",
+    "BlockingTransaction",
     "HeldBack",
     "InvalidURLError",
     "PostgreSQLCheckpointRepository",

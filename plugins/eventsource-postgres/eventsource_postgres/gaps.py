@@ -18,7 +18,7 @@ import time
 
 import attrs
 
-__all__ = ["GapTracker", "HeldBack", "HoleEvidence", "Snapshot"]
+__all__ = ["BlockingTransaction", "GapTracker", "HeldBack", "HoleEvidence", "Snapshot"]
 
 
 @attrs.frozen
@@ -59,6 +59,17 @@ class HeldBack:
     position: int
     seconds: float
     blocking_xids: tuple[int, ...]
+
+
+@attrs.frozen
+class BlockingTransaction:
+    """A session whose open transaction holds readers at a hole."""
+
+    pid: int
+    xid: int
+    state: str | None
+    seconds: float | None
+    query: str | None
 
 
 class GapTracker:

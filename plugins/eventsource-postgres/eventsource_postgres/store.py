@@ -25,7 +25,7 @@ from eventsource_core.store import check_append
 
 from .connection import create_pool
 from .decoding import RowDecoder
-from .gaps import GapTracker, HeldBack, Snapshot
+from .gaps import BlockingTransaction, GapTracker, HeldBack, Snapshot
 from .notify import NotificationListener
 from .outages import translate_outages
 from .schema import Names, ensure_schema
@@ -415,6 +415,34 @@ class PostgreSQLEventStore:
         hole until it ends; alert on ``seconds``.
         """
         return self._gaps.held
+
+    async def blocking_transactions(self) -> list[BlockingTransaction]:
+        """The sessions readers wait for (see :meth:`held_back`), from ``pg_stat_activity``.
+
+        Without the ``pg_read_all_stats`` role, details of other users' sessions are hidden
+        by PostgreSQL and come back as ``None``.
+        """
+        held = self._gaps.held
+        if held is None or not held.blocking_xids:
+            return []
+        pool = await self._open_pool()
+        rows = await pool.fetch(
+            "SELECT pid, backend_xid::text, state, "
+            "extract(epoch FROM clock_timestamp() - xact_start), left(query, 200) "
+            "FROM pg_stat_activity WHERE backend_xid IS NOT NULL "
+            "AND backend_xid::text::bigint = ANY($1::bigint[])",
+            [xid % 2**32 for xid in held.blocking_xids],
+        )
+        return [
+            BlockingTransaction(
+                pid=row[0],
+                xid=int(row[1]),
+                state=row[2],
+                seconds=None if row[3] is None else float(row[3]),
+                query=row[4],
+            )
+            for row in rows
+        ]
 
     @translate_outages("reading the backlog")
     async def backlog(
