@@ -1,6 +1,7 @@
 """PostgreSQL backend: a gap-safe event store, checkpoints and NOTIFY wake-ups (asyncio only)."""
 
 from .checkpoints import PostgreSQLCheckpointRepository, PostgreSQLCheckpointTransaction
+from .connection import skip_session_reset
 from .errors import InvalidURLError, PostgresAuthenticationError, PostgresConnectionError
 from .gaps import BlockingTransaction, HeldBack
 from .schema import LATEST_VERSION
@@ -16,4 +17,5 @@ __all__ = [
     "PostgreSQLEventStore",
     "PostgresAuthenticationError",
     "PostgresConnectionError",
+    "skip_session_reset",
 ]
