@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import asyncpg  # type: ignore[import-untyped]
 
 from eventsource_core import ConfigurationError, OwnershipLostError, StorageError
@@ -130,29 +131,36 @@ class PostgreSQLClaims:
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         claim, deadline = await self._acquire(name, owner)
         self.tokens[name] = claim.token
+        done = asyncio.Event()
         renewer = asyncio.get_running_loop().create_task(
-            self._renew(claim, deadline), name=f"eventsource claim {name}"
+            self._renew(claim, deadline, done), name=f"eventsource claim {name}"
         )
         try:
             yield claim
         finally:
-            renewer.cancel()
-            await asyncio.wait([renewer])
-            if self.tokens.get(name) == claim.token:
-                del self.tokens[name]
-            claim._mark_lost()
-            await self._release(claim)
+            # Shielded, and the renewer is asked to stop rather than cancelled: cancelling a
+            # statement or a connect half-way leaves the driver with errors nobody retrieves.
+            with anyio.CancelScope(shield=True):
+                done.set()
+                await asyncio.wait([renewer])
+                if self.tokens.get(name) == claim.token:
+                    del self.tokens[name]
+                claim._mark_lost()
+                await self._release(claim)
 
     async def _acquire(self, name: str, owner: str) -> tuple[PostgreSQLClaim, float]:
         failures = 0
         while True:
             sent = time.monotonic()
             try:
-                pool = await self._pool()
-                await self._ensure_table(pool)
-                token, remaining = await pool.fetchrow(
-                    self._sql_acquire, name, owner, self.lease_seconds
-                )
+                # Shielded (see claim()); a claim won while the caller was cancelled is
+                # released by claim()'s exit.
+                with anyio.CancelScope(shield=True), anyio.fail_after(self.lease_seconds):
+                    pool = await self._pool()
+                    await self._ensure_table(pool)
+                    token, remaining = await pool.fetchrow(
+                        self._sql_acquire, name, owner, self.lease_seconds
+                    )
             except Exception as exc:
                 if not is_unavailable(exc):
                     raise
@@ -176,14 +184,18 @@ class PostgreSQLClaims:
     def _local_deadline(self, sent: float) -> float:
         return sent + LOCAL_SHARE * self.lease_seconds
 
-    async def _renew(self, claim: PostgreSQLClaim, deadline: float) -> None:
-        """Extend the lease until it fails or cannot be confirmed before ``deadline``."""
+    async def _renew(self, claim: PostgreSQLClaim, deadline: float, done: asyncio.Event) -> None:
+        """Extend the lease until ``done``, or until a renewal fails or cannot be confirmed
+        before ``deadline``."""
         next_renewal = time.monotonic() + self.renew_every
         while True:
-            await asyncio.sleep(max(0.0, next_renewal - time.monotonic()))
+            with anyio.move_on_after(max(0.0, next_renewal - time.monotonic())):
+                await done.wait()
+            if done.is_set():
+                return
             sent = time.monotonic()
             try:
-                async with asyncio.timeout(max(0.01, deadline - sent)):
+                with anyio.fail_after(max(0.01, deadline - sent)):
                     pool = await self._pool()
                     token = await pool.fetchval(
                         self._sql_renew, claim.name, claim.owner, claim.token, self.lease_seconds
@@ -217,7 +229,7 @@ class PostgreSQLClaims:
 
     async def _release(self, claim: PostgreSQLClaim) -> None:
         try:
-            async with asyncio.timeout(self.poll_seconds + 1.0):
+            with anyio.fail_after(self.poll_seconds + 1.0):
                 pool = await self._pool()
                 await pool.execute(self._sql_release, claim.name, claim.owner, claim.token)
         except Exception as exc:
