@@ -285,3 +285,15 @@ async def test_bad_urls_are_configuration_errors(tmp_path):
     with pytest.raises(ConfigurationError, match="synchronous"):
         async with SQLiteEventStore.open(f"sqlite:///{tmp_path}/e.db?synchronous=sometimes"):
             pass
+
+
+async def test_an_event_row_with_a_non_json_payload_is_named(tmp_path):
+    path = tmp_path / "events.db"
+    await make_our_database(path)
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("UPDATE events SET payload = 'not {json' WHERE global_position = 2")
+        db.commit()
+    async with SQLiteEventStore.open(f"sqlite:///{path}") as store:
+        assert [s.global_position for s in await store.read_page(0, 1)] == [1]
+        with pytest.raises(CorruptDatabaseError, match="not JSON"):
+            await store.read_page(0, 10)

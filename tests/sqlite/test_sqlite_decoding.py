@@ -129,7 +129,8 @@ def test_a_payload_that_does_not_fit_gets_the_codecs_error():
 
 def test_out_of_order_rows_are_put_in_position_order():
     rows = [row(p, Validated(aggregate_id=uuid4(), count=p)) for p in (3, 1, 2)]
-    decoded = RowDecoder(codec).decode_page(json.dumps(rows), ordered=True)
+    flat = [value for r in rows for value in r]
+    decoded = RowDecoder(codec).decode_page(json.dumps(flat), ordered=True)
     assert [s.global_position for s in decoded] == [1, 2, 3]
 
 

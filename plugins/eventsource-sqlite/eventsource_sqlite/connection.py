@@ -200,6 +200,11 @@ async def connect(
 def storage_error(exc: sqlite3.Error, where: str = "the database") -> StorageError:
     """Translate a driver error into the specific class a caller can act on."""
     text = str(exc).lower()
+    if "malformed json" in text:
+        return CorruptDatabaseError(
+            f"{where} holds an event whose metadata or payload is not JSON ({exc}); it was "
+            "written by something other than this backend. Fix or remove that row"
+        )
     if "not a database" in text or "malformed" in text or "corrupt" in text:
         return CorruptDatabaseError(
             f"{where} is not a usable SQLite database ({exc}); it was left as it is. "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID, SafeUUID
@@ -21,6 +21,8 @@ import attrs
 
 from eventsource_core import DomainEvent, EventCodec, StoredEvent
 from eventsource_core.events import ENVELOPE_FIELDS
+
+from .queries import ROW_WIDTH
 
 __all__ = ["RowDecoder", "parse_uuid"]
 
@@ -58,13 +60,25 @@ class RowDecoder:
         self.ascending = True
 
     def decode_page(self, text: str, *, ordered: bool) -> list[StoredEvent]:
-        """Decode the JSON array a page query returns; ``ordered`` checks position order."""
-        out = self.decode(json.loads(text))
+        """Decode the flat JSON array a page query returns (``ROW_WIDTH`` values per event).
+
+        ``ordered`` checks position order; otherwise the caller orders the events itself.
+        """
+        values = iter(json.loads(text))
+        out = self.decode(zip(*[values] * ROW_WIDTH, strict=True))
         if ordered and not self.ascending:
             out.sort(key=_position)  # aggregation kept the subquery's order so far; never rely
         return out
 
-    def decode(self, rows: list[Any]) -> list[StoredEvent]:
+    def decode_nested(self, text: str, *, ordered: bool) -> list[StoredEvent]:
+        """Decode a JSON array with one array per event (the checked, slower page form)."""
+        out = self.decode(json.loads(text))
+        if ordered and not self.ascending:
+            out.sort(key=_position)
+        return out
+
+    def decode(self, rows: Iterable[Sequence[Any]]) -> list[StoredEvent]:
+        """Rows of ``[position, event_id, ..., metadata, payload]`` with parsed JSON objects."""
         builders = self._builders
         recorded_cache: dict[str, datetime] = {}
         stream_cache: dict[str, UUID] = {}

@@ -7,6 +7,7 @@ position N has seen every event at or below N, with no gaps to wait for.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -41,6 +42,10 @@ _INSERT = (
     "INSERT INTO events (global_position, event_id, event_type, aggregate_id, aggregate_type, "
     "aggregate_version, occurred_at, recorded_at, metadata, payload) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_STREAM = (
+    f"SELECT {queries.COLUMNS} FROM events WHERE aggregate_type = ? "
+    "AND aggregate_id = ? AND aggregate_version > ? ORDER BY aggregate_version"
 )
 # The next position honours AUTOINCREMENT's high-water mark, so deleted tails are never reused.
 _HEAD = """
@@ -187,9 +192,8 @@ class SQLiteEventStore:
         self, after_position: int, limit: int, event_types: Sequence[str] | None = None
     ) -> list[StoredEvent]:
         await self.ensure_schema()
-        sql, params = queries.page_params(after_position, limit, event_types)
-        rows = await self._fetch(sql, params)
-        return self._decoder.decode_page(rows[0][0], ordered=True)
+        select, params = queries.page_params(after_position, limit, event_types)
+        return await self._read_events(select, params, ordered=True)
 
     def read_all(
         self,
@@ -203,14 +207,11 @@ class SQLiteEventStore:
         self, aggregate_id: UUID, aggregate_type: str, after_version: int = 0
     ) -> list[StoredEvent]:
         await self.ensure_schema()
-        rows = await self._fetch(
-            queries.as_json(
-                f"SELECT {queries.COLUMNS} FROM events WHERE aggregate_type = ? "
-                "AND aggregate_id = ? AND aggregate_version > ? ORDER BY aggregate_version"
-            ),
-            (aggregate_type, str(aggregate_id), after_version),
+        stream = await self._read_events(
+            _STREAM, (aggregate_type, str(aggregate_id), after_version), ordered=False
         )
-        return self._decoder.decode_page(rows[0][0], ordered=False)
+        stream.sort(key=_version)  # the SELECT's order, made explicit
+        return stream
 
     async def stream_version(self, aggregate_id: UUID, aggregate_type: str) -> int:
         await self.ensure_schema()
@@ -248,6 +249,18 @@ class SQLiteEventStore:
 
     # -- helpers -------------------------------------------------------------------------------
 
+    async def _read_events(
+        self, select: str, params: tuple[object, ...], *, ordered: bool
+    ) -> list[StoredEvent]:
+        rows = await self._fetch(queries.as_json(select), params)
+        try:
+            return self._decoder.decode_page(rows[0][0], ordered=ordered)
+        except json.JSONDecodeError:
+            # A stored metadata or payload is not JSON (written by something else): let
+            # SQLite check every value, so the error names the problem.
+            rows = await self._fetch(queries.checked_json(select), params)
+            return self._decoder.decode_nested(rows[0][0], ordered=ordered)
+
     async def _fetch(self, sql: str, params: Iterable[Any]) -> list[Any]:
         gate = self._gate
         try:
@@ -272,3 +285,7 @@ def _integrity_error(
         f"{aggregate_type}-{aggregate_id} ({exc}); nothing was written. Number new events "
         "expected_version + 1, expected_version + 2, ... (AggregateRoot.get_next_version does)"
     )
+
+
+def _version(stored: StoredEvent) -> int:
+    return stored.event.aggregate_version
