@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from uuid import uuid4
 
@@ -85,3 +86,17 @@ async def test_events_read_back_equal_what_was_appended(pg_pool, pg_schema) -> N
     tagged = Tagged(aggregate_id=uuid4(), aggregate_version=1, tags=["x", "y"], metadata={"a": 1})
     await store.append(tagged.aggregate_id, tagged.aggregate_type, [tagged], 0)
     assert [s.event for s in await store.read_page(0, 100)] == [*events, tagged]
+
+
+def test_rows_from_a_pool_that_decodes_jsonb_itself_go_through_the_codec() -> None:
+    codec = EventCodec()
+    events = make_events(3)
+    rows = []
+    for i, event in enumerate(events, 1):
+        position, eid, etype, aid, atype, version, occurred, recorded, _, payload = row(
+            event, codec, i
+        )
+        rows.append(
+            (position, eid, etype, aid, atype, version, occurred, recorded, {}, json.loads(payload))
+        )
+    assert [s.event for s in RowDecoder(codec).decode(rows)] == events

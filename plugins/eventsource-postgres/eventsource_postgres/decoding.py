@@ -20,6 +20,7 @@ from eventsource_core.events import ENVELOPE_FIELDS
 
 __all__ = ["RowDecoder"]
 
+_DECODER = json.JSONDecoder()  # its decode() skips the type checks json.loads repeats per call
 _new = object.__new__
 _set = object.__setattr__
 _SCALARS: dict[Any, tuple[type, ...]] = {
@@ -46,18 +47,23 @@ class RowDecoder:
 
     def decode(self, rows: Sequence[Any]) -> list[StoredEvent]:
         plans = self._plans
-        loads = json.loads
+        loads = _DECODER.decode
         out: list[StoredEvent] = []
         append = out.append
         for pos, eid, etype, aid, atype, version, occurred, recorded, meta, payload in rows:
             plan = plans[etype] if etype in plans else self._plan(etype)
             event = None
-            if plan is not None:
+            if plan is not None and type(payload) is str:  # a pool may decode jsonb itself
                 data = loads(payload)
                 fields = plan[1]
-                if len(data) == len(fields) and all(
-                    type(value) in fields.get(key, ()) for key, value in data.items()
-                ):
+                fits = len(data) == len(fields)
+                if fits:
+                    for key, value in data.items():
+                        allowed = fields.get(key)
+                        if allowed is None or type(value) not in allowed:
+                            fits = False
+                            break
+                if fits:
                     event = _new(plan[0])
                     _set(event, "event_id", eid)
                     _set(event, "event_type", etype)
@@ -65,7 +71,7 @@ class RowDecoder:
                     _set(event, "aggregate_type", atype)
                     _set(event, "aggregate_version", version)
                     _set(event, "occurred_at", occurred)
-                    _set(event, "metadata", loads(meta) if meta else {})
+                    _set(event, "metadata", loads(meta) if type(meta) is str else meta or {})
                     for key, value in data.items():
                         _set(event, key, value)
             if event is None:
