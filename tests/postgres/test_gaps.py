@@ -141,3 +141,30 @@ def test_settled_ranges_merge() -> None:
 def test_snapshot_parses_the_text_form() -> None:
     assert Snapshot.parse("10:20:12,15") == Snapshot(10, 20, frozenset({12, 15}))
     assert Snapshot.parse("10:10:") == Snapshot(10, 10, frozenset())
+
+
+@pytest.mark.anyio
+async def test_a_short_page_read_ahead_is_not_served_later(pg_pool, pg_schema) -> None:
+    store = PostgreSQLEventStore(pg_pool, schema=pg_schema)
+    for _ in range(3):
+        await store.append(*_events(5), 0)  # positions 1..15
+    first = await store.read_page(0, 10)
+    assert [s.global_position for s in first] == list(range(1, 11))
+    ahead = store._ahead[(10, 10, None)]
+    assert [s.global_position for s in await ahead] == list(range(11, 16))  # short
+    await store.append(*_events(5), 0)  # positions 16..20
+    second = await store.read_page(10, 10)
+    assert [s.global_position for s in second] == list(range(11, 21))
+    await store.close()
+
+
+@pytest.mark.anyio
+async def test_paging_with_read_ahead_returns_every_event_once(pg_pool, pg_schema) -> None:
+    store = PostgreSQLEventStore(pg_pool, schema=pg_schema)
+    for _ in range(7):
+        await store.append(*_events(5), 0)
+    seen = [s.global_position async for s in store.read_all(0, limit=4)]
+    assert seen == list(range(1, 36))
+    typed = [s.global_position async for s in store.read_all(0, 3, ["eventsource.testing.Opened"])]
+    assert typed == [1, 6, 11, 16, 21, 26, 31]
+    await store.close()
