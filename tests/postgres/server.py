@@ -87,7 +87,13 @@ class PostgresServer:
         pwfile = self.base / "pwfile"
         pwfile.write_text(TEST_PASSWORD + "\n")
         if self._as_postgres:
-            entry = pwd.getpwnam("postgres")
+            try:
+                entry = pwd.getpwnam("postgres")
+            except KeyError:
+                raise ServerUnavailable(
+                    "running as root needs an unprivileged 'postgres' OS user to run the server; "
+                    "create one (useradd --system postgres) or run the tests as another user"
+                ) from None
             for path in (self.base, self.socket_dir, pwfile):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
         self._run(
