@@ -13,6 +13,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from urllib.parse import quote
@@ -46,6 +47,18 @@ def find_bindir() -> Path:
     return bindir
 
 
+#: Runs beside the test process; if that dies without cleaning up (killed by a CI timeout),
+#: it stops the server and deletes its folder, so no orphaned server keeps running.
+_WATCHDOG = """
+import os, shutil, subprocess, sys, time
+parent, base, *stop = sys.argv[1:]
+while os.getppid() == int(parent):
+    time.sleep(1)
+subprocess.run(stop, capture_output=True)
+shutil.rmtree(base, ignore_errors=True)
+"""
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -64,6 +77,7 @@ class PostgresServer:
         self.socket_dir = base / "sock"
         self.log = base / "server.log"
         self._as_postgres = os.geteuid() == 0
+        self._watchdog: subprocess.Popen[bytes] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -76,6 +90,7 @@ class PostgresServer:
         try:
             server._initdb()
             server.start()
+            server._watch()
             server.psql(f"CREATE ROLE {TEST_USER} LOGIN CREATEDB PASSWORD '{TEST_PASSWORD}'")
         except BaseException:
             server.destroy()
@@ -123,6 +138,14 @@ class PostgresServer:
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write("\n".join(settings) + "\n")
 
+    def _watch(self) -> None:
+        stop = self._command("pg_ctl", "stop", "-m", "immediate", "-D", str(self.data))
+        self._watchdog = subprocess.Popen(
+            [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(self.base), *stop],
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
     def start(self) -> None:
         """Start (or restart after :meth:`stop`) and wait until it accepts connections."""
         self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data), "-l", str(self.log))
@@ -137,6 +160,10 @@ class PostgresServer:
 
     def destroy(self) -> None:
         """Stop if running and delete the folder."""
+        if self._watchdog is not None:
+            self._watchdog.kill()
+            self._watchdog.wait()
+            self._watchdog = None
         if self.data.exists() and self.is_running():
             self.stop("immediate")
         shutil.rmtree(self.base, ignore_errors=True)
@@ -180,10 +207,14 @@ class PostgresServer:
         )
         return result.stdout
 
-    def _run(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def _command(self, tool: str, *args: str) -> list[str]:
         command = [str(self.bindir / tool), *args]
         if self._as_postgres:
             command = ["runuser", "-u", "postgres", "--", *command]
+        return command
+
+    def _run(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        command = self._command(tool, *args)
         result = subprocess.run(command, capture_output=True, text=True, cwd=self.base)
         if check and result.returncode != 0:
             log = self.log.read_text()[-2000:] if self.log.exists() else ""
