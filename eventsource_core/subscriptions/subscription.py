@@ -95,6 +95,9 @@ class Subscription:
         self._last: StoredEvent | None = None
         self._saved_at = time.monotonic()
         self._failures = 0
+        #: Set when the checkpoint save running behind the reader has finished.
+        self._saving: anyio.Event | None = None
+        self._save_error: Exception | None = None
 
     def prepare_restart(self) -> None:
         """Make a stopped or failed subscription runnable again; it resumes from its checkpoint."""
@@ -301,18 +304,71 @@ class Subscription:
 
     async def _drain_forever(self) -> None:
         batch_size = self.config.batch_size
-        while not self._stopping:
-            wake = self._wake = anyio.Event()  # set by any notify() from here on
-            batch = await self.source.read_page(self.position, batch_size, self.event_types)
-            self._failures = 0
-            if batch:
-                await self._handle(batch)
-                if self._pending and self.policy.due(self._pending, self._since_save(), True):
-                    await self._flush()
-                if len(batch) == batch_size:
-                    await anyio.lowlevel.checkpoint()
-                    continue
-            await self._idle(wake)
+        # Saves due at the end of a full page run behind the reader (one at a time), so a
+        # catch-up overlaps each checkpoint commit with reading and handling the next page.
+        behind = not self.policy.per_event and not self._transactional
+        failure: Exception | None = None
+        async with anyio.create_task_group() as saves:
+            try:
+                while not self._stopping:
+                    wake = self._wake = anyio.Event()  # set by any notify() from here on
+                    batch = await self.source.read_page(self.position, batch_size, self.event_types)
+                    self._failures = 0
+                    if batch:
+                        await self._handle(batch)
+                        full = len(batch) == batch_size
+                        if self._pending and self.policy.due(
+                            self._pending, self._since_save(), True
+                        ):
+                            if behind and full:
+                                await self._flush_behind(saves)
+                            else:
+                                await self._flush()
+                        if full:
+                            await anyio.lowlevel.checkpoint()
+                            continue
+                    await self._idle(wake)
+                await self._settle_save()
+            except Exception as exc:  # re-raised below, not wrapped in an exception group
+                failure = exc
+        if failure is not None:
+            raise failure
+
+    async def _flush_behind(self, saves: anyio.abc.TaskGroup) -> None:
+        """Start saving the progress so far in ``saves`` after the previous save finished."""
+        await self._settle_save()
+        last, pending = self._last, self._pending
+        if last is None or pending == 0:
+            return
+        self._pending, self._saved_at = 0, time.monotonic()
+        done = self._saving = anyio.Event()
+
+        async def save() -> None:
+            try:
+                with anyio.CancelScope(shield=True):  # a started save always completes
+                    await self.checkpoints.save_position(
+                        self.name,
+                        last.global_position,
+                        last.event_id,
+                        last.event_type,
+                        events=pending,
+                    )
+            except Exception as exc:
+                self._pending += pending  # still unsaved: the next save includes it
+                self._save_error = exc
+            finally:
+                done.set()
+
+        saves.start_soon(save)
+
+    async def _settle_save(self) -> None:
+        """Wait for the save running behind, and raise its error here, in the reader."""
+        if self._saving is not None:
+            await self._saving.wait()
+            self._saving = None
+        error, self._save_error = self._save_error, None
+        if error is not None:
+            raise error
 
     async def _idle(self, wake: anyio.Event) -> None:
         timeout = self.config.poll_interval
@@ -411,6 +467,7 @@ class Subscription:
 
     async def _flush(self) -> None:
         """Save progress up to the last handled event, if any is unsaved."""
+        await self._settle_save()
         last, pending = self._last, self._pending
         if last is None or pending == 0:
             return
