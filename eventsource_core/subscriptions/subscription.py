@@ -304,8 +304,8 @@ class Subscription:
 
     async def _drain_forever(self) -> None:
         batch_size = self.config.batch_size
-        # Saves due at the end of a full page run behind the reader (one at a time), so a
-        # catch-up overlaps each checkpoint commit with reading and handling the next page.
+        # A save due at the end of a full page runs while the next page is read and decoded,
+        # and is confirmed before that page is handled: a crash still repeats at most a batch.
         behind = not self.policy.per_event and not self._transactional
         failure: Exception | None = None
         async with anyio.create_task_group() as saves:
@@ -314,6 +314,7 @@ class Subscription:
                     wake = self._wake = anyio.Event()  # set by any notify() from here on
                     batch = await self.source.read_page(self.position, batch_size, self.event_types)
                     self._failures = 0
+                    await self._settle_save()  # handle nothing past an unconfirmed save
                     if batch:
                         await self._handle(batch)
                         full = len(batch) == batch_size

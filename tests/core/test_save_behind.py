@@ -14,11 +14,23 @@ from eventsource_memory import InMemoryCheckpointRepository, InMemoryEventStore
 pytestmark = pytest.mark.anyio
 
 
+class CountingStore(InMemoryEventStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    async def read_page(self, after_position, limit, event_types=None):
+        self.reads += 1
+        return await super().read_page(after_position, limit, event_types)
+
+
 class SlowCheckpoints(InMemoryCheckpointRepository):
     """Saves that take a while, as a database commit does, and notice overlapping calls."""
 
-    def __init__(self, store: InMemoryEventStore, fail_first: bool = False) -> None:
+    def __init__(self, store: CountingStore, fail_first: bool = False) -> None:
         super().__init__(event_store=store)
+        self.store = store
+        self.reads_during_saves = 0
         self.running = 0
         self.overlaps = 0
         self.saves: list[int] = []
@@ -30,10 +42,12 @@ class SlowCheckpoints(InMemoryCheckpointRepository):
         self.running += 1
         self.overlaps += self.running > 1
         before = self.projection.count if self.projection else 0
+        reads = self.store.reads
         try:
             for _ in range(5):
                 await anyio.lowlevel.checkpoint()
             self.handled_during_saves += (self.projection.count if self.projection else 0) - before
+            self.reads_during_saves += self.store.reads - reads
             if self.fail_first:
                 self.fail_first = False
                 raise OSError("the disk hiccuped")
@@ -53,7 +67,7 @@ class Counter:
         self.count += 1
 
 
-async def _catch_up(repo: SlowCheckpoints, store: InMemoryEventStore, total: int) -> Counter:
+async def _catch_up(repo: SlowCheckpoints, store: CountingStore, total: int) -> Counter:
     projection = repo.projection = Counter()
     manager = SubscriptionManager(store, None, repo)
     config = SubscriptionConfig(
@@ -67,7 +81,7 @@ async def _catch_up(repo: SlowCheckpoints, store: InMemoryEventStore, total: int
 
 
 async def test_saves_behind_the_reader_never_overlap_and_count_every_event():
-    store = InMemoryEventStore()
+    store = CountingStore()
     events = make_events(95)
     await store.append(events[0].aggregate_id, events[0].aggregate_type, events, 0)
     repo = SlowCheckpoints(store)
@@ -75,14 +89,15 @@ async def test_saves_behind_the_reader_never_overlap_and_count_every_event():
     [checkpoint] = await repo.get_all_checkpoints()
     assert projection.count == 95
     assert repo.overlaps == 0
-    assert repo.handled_during_saves > 0  # the reader went on while checkpoints were written
+    assert repo.reads_during_saves > 0  # the next page was read while a save was running
+    assert repo.handled_during_saves == 0  # but nothing was handled past an unconfirmed save
     assert repo.saves == sorted(repo.saves)
     assert checkpoint.global_position == 95
     assert checkpoint.events_processed == 95
 
 
 async def test_a_failed_save_behind_stops_the_subscription_and_keeps_its_progress():
-    store = InMemoryEventStore()
+    store = CountingStore()
     events = make_events(40)
     await store.append(events[0].aggregate_id, events[0].aggregate_type, events, 0)
     repo = SlowCheckpoints(store, fail_first=True)
