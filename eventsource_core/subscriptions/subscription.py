@@ -73,6 +73,8 @@ class Subscription:
         self.error: BaseException | None = None
         #: Position of the last event handled (saved or not).
         self.position = 0
+        #: Highest position the reader has looked past (for filtered projections).
+        self._scanned = 0
         self.events_handled = 0
         self._transactional = hasattr(projection, "handle_in_transaction")
         if self._transactional and not isinstance(checkpoints, TransactionalCheckpointRepository):
@@ -108,6 +110,7 @@ class Subscription:
         self._wake, self._done = anyio.Event(), anyio.Event()
         self._cancel = anyio.CancelScope()
         self.position = 0  # unknown until the checkpoint is read; never report stale progress
+        self._scanned = 0
 
     async def lag(self) -> LagMetrics | None:
         """Lag metrics filtered to the event types this projection subscribes to."""
@@ -118,8 +121,12 @@ class Subscription:
         self._wake.set()
 
     async def wait_for_position(self, position: int) -> None:
-        """Wait until events up to ``position`` have been handled (or the subscription ended)."""
-        while self.position < position and not self._done.is_set():
+        """Wait until events up to ``position`` have been handled (or the subscription ended).
+
+        For a projection that subscribes to some event types only, positions of other types
+        count as handled once the reader has looked past them.
+        """
+        while max(self.position, self._scanned) < position and not self._done.is_set():
             changed = self._position_changed
             with anyio.move_on_after(self.config.poll_interval):
                 await changed.wait()
@@ -310,8 +317,13 @@ class Subscription:
         failure: Exception | None = None
         async with anyio.create_task_group() as saves:
             try:
+                horizon: int | None = None
+                live = True
                 while not self._stopping:
                     wake = self._wake = anyio.Event()  # set by any notify() from here on
+                    if live and self.event_types is not None:
+                        # Taken before the read: a short page proves nothing of ours up to it.
+                        horizon = await self.source.current_position()
                     batch = await self.source.read_page(self.position, batch_size, self.event_types)
                     self._failures = 0
                     await self._settle_save()  # handle nothing past an unconfirmed save
@@ -326,8 +338,14 @@ class Subscription:
                             else:
                                 await self._flush()
                         if full:
+                            horizon, live = None, False  # catching up: no lookups per page
                             await anyio.lowlevel.checkpoint()
                             continue
+                    if horizon is not None and horizon > self._scanned:
+                        self._scanned = horizon
+                        changed, self._position_changed = self._position_changed, anyio.Event()
+                        changed.set()
+                    horizon, live = None, True
                     await self._idle(wake)
                 await self._settle_save()
             except Exception as exc:  # re-raised below, not wrapped in an exception group
