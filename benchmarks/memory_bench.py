@@ -7,33 +7,16 @@ from __future__ import annotations
 
 import sys
 import time
-from uuid import uuid4
 
 import anyio
+from workload import NoOp, fill_store
 
-from eventsource_core import DomainEvent
 from eventsource_core.subscriptions import (
     CheckpointStrategy,
     SubscriptionConfig,
     SubscriptionManager,
 )
-from eventsource_core.testing import make_events
 from eventsource_memory import InMemoryCheckpointRepository, InMemoryEventStore
-
-
-class NoOp:
-    def subscribed_to(self) -> None:
-        return None
-
-    async def handle(self, event: DomainEvent) -> None:
-        return None
-
-
-async def fill(store: InMemoryEventStore, count: int) -> None:
-    per_stream = 1000
-    for start in range(0, count, per_stream):
-        events = make_events(min(per_stream, count - start), uuid4())
-        await store.append(events[0].aggregate_id, events[0].aggregate_type, events, 0)
 
 
 async def catch_up(store: InMemoryEventStore, strategy: CheckpointStrategy, count: int) -> float:
@@ -63,7 +46,7 @@ async def raw_loop(store: InMemoryEventStore, count: int) -> float:
 
 async def main(count: int) -> None:
     store = InMemoryEventStore()
-    await fill(store, count)
+    await fill_store(store, count)
     raw = await raw_loop(store, count)
     print(f"memory: {count} events; bare read+await loop {raw:,.0f} events/s")
     for strategy in CheckpointStrategy:

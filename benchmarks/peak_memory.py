@@ -12,31 +12,21 @@ import resource
 import subprocess
 import sys
 import time
-from uuid import uuid4
 
 import anyio
+from workload import NoOp, fill_store
 
-from eventsource_core import DomainEvent, open_checkpoint_repository, open_event_store
+from eventsource_core import open_checkpoint_repository, open_event_store
 from eventsource_core.subscriptions import (
     CheckpointStrategy,
     SubscriptionConfig,
     SubscriptionManager,
 )
-from eventsource_core.testing import make_events
-
-
-class NoOp:
-    async def handle(self, event: DomainEvent) -> None:
-        return None
 
 
 async def fill(url: str, total: int) -> None:
     async with open_event_store(url) as store:
-        have = await store.current_position()
-        while have < total:
-            events = make_events(min(1000, total - have), uuid4())
-            await store.append(events[0].aggregate_id, events[0].aggregate_type, events, 0)
-            have += len(events)
+        await fill_store(store, total)
 
 
 async def catch_up(url: str, count: int) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from uuid import uuid4
 
 import asyncpg
+from workload import NoOp, fill_store
 
 from eventsource_core import DomainEvent
 from eventsource_core.subscriptions import (
@@ -43,20 +44,9 @@ COLUMNS = (
 )
 
 
-class NoOp:
-    def subscribed_to(self) -> None:
-        return None
-
-    async def handle(self, event: DomainEvent) -> None:
-        return None
-
-
 async def fill(dsn: str, count: int) -> None:
     async with PostgreSQLEventStore.from_url(dsn) as store:
-        per_stream = 1000
-        for start in range(0, count, per_stream):
-            events = make_events(min(per_stream, count - start), uuid4())
-            await store.append(events[0].aggregate_id, events[0].aggregate_type, events, 0)
+        await fill_store(store, count)
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute("VACUUM ANALYZE events")

@@ -19,33 +19,21 @@ from pathlib import Path
 from uuid import uuid4
 
 import aiosqlite
+from workload import NoOp, fill_store
 
-from eventsource_core import DomainEvent
 from eventsource_core.subscriptions import (
     CheckpointStrategy,
     SubscriptionConfig,
     SubscriptionManager,
 )
-from eventsource_core.testing import make_events
 from eventsource_sqlite import SQLiteCheckpointRepository, SQLiteEventStore
 
 PAGE = 1000
 
 
-class NoOp:
-    def subscribed_to(self) -> None:
-        return None
-
-    async def handle(self, event: DomainEvent) -> None:
-        return None
-
-
 async def fill(url: str, count: int) -> None:
     async with SQLiteEventStore.open(url) as store:
-        per_stream = 1000
-        for start in range(0, count, per_stream):
-            events = make_events(min(per_stream, count - start), uuid4())
-            await store.append(events[0].aggregate_id, events[0].aggregate_type, events, 0)
+        await fill_store(store, count)
 
 
 async def raw_read_decode(path: str, count: int) -> float:

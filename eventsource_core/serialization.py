@@ -45,7 +45,7 @@ def make_converter() -> cattrs.Converter:
 
 
 #: Field types a JSON payload carries natively, with the JSON value types each accepts as-is.
-_JSON_SCALARS: dict[Any, tuple[type, ...]] = {
+JSON_SCALARS: dict[Any, tuple[type, ...]] = {
     str: (str,),
     int: (int,),
     float: (float, int),
@@ -153,9 +153,9 @@ class EventCodec:
         """
         hook = self.converter.get_structure_hook(cls)
         own = [a for a in attrs.fields(cast(Any, cls)) if a.name not in ENVELOPE_FIELDS]
-        if not all(a.type in _JSON_SCALARS for a in own):
+        if not all(a.type in JSON_SCALARS for a in own):
             return hook
-        checks = [(a.name, _JSON_SCALARS[a.type]) for a in own]
+        checks = [(a.name, JSON_SCALARS[a.type]) for a in own]
 
         def direct(data: dict[str, Any], cls: type[DomainEvent]) -> Any:
             for name, accepted in checks:

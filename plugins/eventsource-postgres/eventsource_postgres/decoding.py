@@ -17,22 +17,13 @@ import attrs
 
 from eventsource_core import DomainEvent, EventCodec, StoredEvent
 from eventsource_core.events import ENVELOPE_FIELDS
+from eventsource_core.serialization import JSON_SCALARS
 
 __all__ = ["RowDecoder"]
 
 _DECODER = json.JSONDecoder()  # its decode() skips the type checks json.loads repeats per call
 _new = object.__new__
 _set = object.__setattr__
-_SCALARS: dict[Any, tuple[type, ...]] = {
-    str: (str,),
-    int: (int,),
-    float: (float, int),
-    bool: (bool,),
-    "str": (str,),
-    "int": (int,),
-    "float": (float, int),
-    "bool": (bool,),
-}
 
 Plan = tuple[type[DomainEvent], dict[str, tuple[type, ...]]]
 
@@ -101,7 +92,7 @@ class RowDecoder:
             for field in attrs.fields(cast(Any, cls)):
                 if field.name in ENVELOPE_FIELDS:
                     continue
-                types = _SCALARS.get(field.type)
+                types = JSON_SCALARS.get(field.type)
                 if types is None or field.converter is not None or field.validator is not None:
                     plan = None
                     break
