@@ -1,0 +1,131 @@
+"""Find the ```python blocks of the Markdown docs and run a page's blocks in one namespace.
+
+A page's blocks build on each other (one defines an event, a later one appends it), so they run
+in order in one shared namespace, on one asyncio event loop, in a fresh working directory.
+Top-level ``await`` is allowed, as in ``python -m asyncio``. A page run may replace strings in
+the code first (an example server URL by a test server's). Each block is compiled with its
+Markdown file as file name and its real line numbers, so a traceback points into the page.
+
+A block that cannot run on its own is marked on the line just before its fence:
+``<!-- not run: why -->``.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import inspect
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eventsource_core.events import default_registry
+from eventsource_core.plugins import get_plugin_manager
+
+FENCE_OPEN = re.compile(r"^(?P<indent>[ \t]*)```python[ \t]*$")
+NOT_RUN = re.compile(r"^\s*<!--\s*not run:\s*(?P<reason>\S.*?)\s*-->\s*$")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One fenced ```python block: where it starts, its code and why it is not run, if so."""
+
+    page: Path
+    line: int  # the 1-based line number of the first line of code
+    source: str
+    not_run: str | None
+
+    def id(self, root: Path) -> str:
+        return f"{self.page.relative_to(root).as_posix()}:{self.line}"
+
+
+def python_blocks(page: Path) -> Iterator[Block]:
+    """Every ```python block of ``page``, in order; an unclosed fence is an error."""
+    lines = page.read_text(encoding="utf-8").splitlines()
+    index = 0
+    while index < len(lines):
+        opening = FENCE_OPEN.match(lines[index])
+        if opening is None:
+            index += 1
+            continue
+        indent = opening["indent"]
+        start = index + 1
+        end = start
+        while end < len(lines) and lines[end].strip() != "```":
+            end += 1
+        if end == len(lines):
+            raise ValueError(f"{page}:{index + 1}: the ```python fence is never closed")
+        body = [line.removeprefix(indent) for line in lines[start:end]]
+        yield Block(page, start + 1, "\n".join(body) + "\n", _not_run_reason(lines, index))
+        index = end + 1
+
+
+def _not_run_reason(lines: list[str], fence: int) -> str | None:
+    before = fence - 1
+    while before >= 0 and not lines[before].strip():
+        before -= 1
+    if before < 0:
+        return None
+    marker = NOT_RUN.match(lines[before])
+    return marker["reason"] if marker else None
+
+
+class PageRun:
+    """Runs one page's blocks in order, sharing a namespace, an event loop and a directory.
+
+    Whatever a page registers globally (event types, plugins) is undone by :meth:`close`, so
+    pages that define the same event type name do not collide.
+    """
+
+    def __init__(self, page: Path, workdir: Path, replace: dict[str, str] | None = None) -> None:
+        self.page = page
+        self._replace = replace or {}
+        self.namespace: dict[str, Any] = {"__name__": f"docs_page_{page.stem.replace('-', '_')}"}
+        self.failed_at: int | None = None
+        self._workdir = workdir
+        self._previous_cwd = Path.cwd()
+        self._runner = asyncio.Runner()
+        # The registry keeps no public snapshot API; tests may look inside.
+        self._event_types = dict(default_registry._by_name)
+        self._plugins = {name for name, _ in get_plugin_manager().list_name_plugin()}
+        os.chdir(workdir)
+
+    def run(self, block: Block) -> None:
+        """Run one block; a top-level ``await`` makes it a coroutine, run on the page's loop."""
+        source = block.source
+        for old, new in self._replace.items():  # e.g. an example URL by a test server's
+            source = source.replace(old, new)
+        padded = "\n" * (block.line - 1) + source  # keep the page's line numbers
+        code = compile(
+            padded, str(block.page), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True
+        )
+        try:
+            result = eval(code, self.namespace)  # the docs' own code, compiled above
+            if inspect.iscoroutine(result):
+                self._runner.run(result)
+        except BaseException:
+            self.failed_at = block.line
+            raise
+
+    def close(self) -> None:
+        """Close the loop, go back to the old directory, forget event types and plugins."""
+        try:
+            self._runner.run(self._close_pools())
+            self._runner.close()
+        finally:
+            os.chdir(self._previous_cwd)
+            default_registry._by_name.clear()
+            default_registry._by_name.update(self._event_types)
+            manager = get_plugin_manager()
+            for name, plugin in manager.list_name_plugin():
+                if name not in self._plugins and plugin is not None:
+                    manager.unregister(name=name)
+
+    async def _close_pools(self) -> None:
+        """An example may leave its asyncpg pool open, as an application would until it exits."""
+        for value in list(self.namespace.values()):
+            if type(value).__module__.startswith("asyncpg") and type(value).__name__ == "Pool":
+                await value.close()
