@@ -16,7 +16,7 @@ TEST_DEPS = ["pytest>=8", "trio>=0.25", "pytest-timeout>=2.3"]
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = False
-nox.options.sessions = ["tests", "lint", "types", "tutorial", "demo"]
+nox.options.sessions = ["tests", "lint", "types", "tutorial", "docs", "demo"]
 
 
 def _installed_pythons() -> list[str]:
@@ -89,6 +89,14 @@ def tutorial(session: nox.Session) -> None:
     """Run the checkpoint tutorial's complete example and compare it with the expected output."""
     install_backend(session, "memory")
     session.run("pytest", "tests/core/test_tutorial.py", *session.posargs)
+
+
+@nox.session(python=PYTHONS[0])
+def docs(session: nox.Session) -> None:
+    """Run every python block of README.md and docs/ (the PostgreSQL page on a throwaway server)."""
+    # The tutorial imports the PostgreSQL plugin and its page runs against a server.
+    install_backend(session, "sqlite", "-e", str(PLUGINS / "eventsource-postgres"))
+    session.run("pytest", "tests/docs", *session.posargs)
 
 
 @nox.session(python=PYTHONS[0])
