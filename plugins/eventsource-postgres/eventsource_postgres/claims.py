@@ -93,14 +93,8 @@ class PostgreSQLClaims:
         self.renew_every = self.lease_seconds / 3
         self.poll_seconds = min(1.0, self.lease_seconds / 4)
         self.tokens: dict[str, int] = {}
-        self.table = f'"{names.schema}".eventsource_claims'
+        self.table = t = names.claims
         self._fenced: dict[str, str] = {}
-        self._table_ready = False
-        t = self.table
-        self._sql_create = (
-            f"CREATE TABLE IF NOT EXISTS {t} (name text PRIMARY KEY, owner text, "
-            "token bigint NOT NULL, expires_at timestamptz NOT NULL)"
-        )
         # Take the row if it is free or expired; the token only ever grows (rows are kept).
         self._sql_acquire = f"""
             WITH taken AS (
@@ -157,7 +151,6 @@ class PostgreSQLClaims:
                 # released by claim()'s exit.
                 with anyio.CancelScope(shield=True), anyio.fail_after(self.lease_seconds):
                     pool = await self._pool()
-                    await self._ensure_table(pool)
                     token, remaining = await pool.fetchrow(
                         self._sql_acquire, name, owner, self.lease_seconds
                     )
@@ -241,16 +234,6 @@ class PostgreSQLClaims:
                 claim.name,
                 exc or type(exc).__name__,
             )
-
-    async def _ensure_table(self, pool: asyncpg.Pool) -> None:
-        if self._table_ready:
-            return
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", self.names.lock_key
-            )
-            await conn.execute(self._sql_create)
-        self._table_ready = True
 
     # -- the write fence -----------------------------------------------------------------------
 

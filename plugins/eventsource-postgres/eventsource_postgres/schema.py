@@ -8,6 +8,7 @@ find it current. Tables this package did not create are never altered or dropped
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 
 import asyncpg  # type: ignore[import-untyped]
 
@@ -31,15 +32,28 @@ class Names:
         self.events = f'"{schema}".events'
         self.checkpoints = f'"{schema}".projection_checkpoints'
         self.versions = f'"{schema}".eventsource_schema_version'
+        self.claims = f'"{schema}".eventsource_claims'
         self.append = f'"{schema}".eventsource_append'
         self.channel = f"eventsource_{schema}"
         self.lock_key = f"eventsource.schema.{schema}"
 
-    #: Unqualified names of everything migration 1 creates, to detect foreign objects.
-    OWNED_TABLES = ("events", "projection_checkpoints")
+    #: Unqualified names of every table the migrations create, to detect foreign objects.
+    OWNED_TABLES = ("events", "projection_checkpoints", "eventsource_claims")
 
 
-def _migration_1(n: Names) -> list[str]:
+Migration = Callable[[asyncpg.Connection, Names], Awaitable[None]]
+
+
+async def _run(conn: asyncpg.Connection, statements: list[str]) -> None:
+    for statement in statements:
+        await conn.execute(statement)
+
+
+async def _migration_1(conn: asyncpg.Connection, n: Names) -> None:
+    await _run(conn, _migration_1_statements(n))
+
+
+def _migration_1_statements(n: Names) -> list[str]:
     return [
         f"""
         CREATE TABLE {n.events} (
@@ -104,7 +118,37 @@ def _migration_1(n: Names) -> list[str]:
     ]
 
 
-MIGRATIONS = {1: ("events, checkpoints, append function", _migration_1)}
+#: The columns of ``eventsource_claims`` as versions before 2 created it outside the
+#: migrations (on the first claim); such a table is adopted, anything else is refused.
+_CLAIMS_COLUMNS = [
+    ("name", "text", True),
+    ("owner", "text", False),
+    ("token", "bigint", True),
+    ("expires_at", "timestamp with time zone", True),
+]
+
+
+async def _migration_2(conn: asyncpg.Connection, n: Names) -> None:
+    """The claims table; one left by an older version (same columns) is kept with its tokens,
+    since tokens must only grow."""
+    if await _table_exists(conn, n.schema, "eventsource_claims"):
+        if await _columns(conn, n.schema, "eventsource_claims") != _CLAIMS_COLUMNS:
+            raise SchemaError(
+                f"schema {n.schema!r} already has a table 'eventsource_claims' that eventsource "
+                "did not create (its columns differ). Nothing was changed; rename or drop that "
+                "table, or pass schema='eventsource' to keep our tables apart"
+            )
+        return
+    await conn.execute(
+        f"CREATE TABLE {n.claims} (name text PRIMARY KEY, owner text, "
+        "token bigint NOT NULL, expires_at timestamptz NOT NULL)"
+    )
+
+
+MIGRATIONS: dict[int, tuple[str, Migration]] = {
+    1: ("events, checkpoints, append function", _migration_1),
+    2: ("claims", _migration_2),
+}
 LATEST_VERSION = max(MIGRATIONS)
 
 
@@ -117,6 +161,22 @@ async def _table_exists(conn: asyncpg.Connection, schema: str, table: str) -> bo
         table,
     )
     return found
+
+
+async def _columns(
+    conn: asyncpg.Connection, schema: str, table: str
+) -> list[tuple[str, str, bool]]:
+    """``(name, type, not null)`` of each column, in order."""
+    rows = await conn.fetch(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull "
+        "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+        "JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace "
+        "WHERE s.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped "
+        "ORDER BY a.attnum",
+        schema,
+        table,
+    )
+    return [(row[0], row[1], row[2]) for row in rows]
 
 
 async def _current_version(conn: asyncpg.Connection, n: Names) -> int | None:
@@ -154,9 +214,8 @@ async def ensure_schema(conn: asyncpg.Connection, names: Names) -> int:
                     "eventsource-postgres package. Nothing was changed"
                 )
             for number in range(version + 1, LATEST_VERSION + 1):
-                description, statements = MIGRATIONS[number]
-                for statement in statements(names):
-                    await conn.execute(statement)
+                description, migrate = MIGRATIONS[number]
+                await migrate(conn, names)
                 await conn.execute(
                     f"INSERT INTO {names.versions} (version, description) VALUES ($1, $2)",
                     number,
