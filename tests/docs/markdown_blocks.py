@@ -7,16 +7,19 @@ the code first (an example server URL by a test server's). Each block is compile
 Markdown file as file name and its real line numbers, so a traceback points into the page.
 
 A block that cannot run on its own is marked on the line just before its fence:
-``<!-- not run: why -->``.
+``<!-- not run: why -->``. A one-line ``print(...)  # text`` promises its output: it must print
+``text``, or the part of ``text`` before the first ``": "`` (the rest explains).
 """
 
 from __future__ import annotations
 
 import ast
 import asyncio
+import builtins
 import inspect
 import os
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +30,7 @@ from eventsource_core.plugins import get_plugin_manager
 
 FENCE_OPEN = re.compile(r"^(?P<indent>[ \t]*)```python[ \t]*$")
 NOT_RUN = re.compile(r"^\s*<!--\s*not run:\s*(?P<reason>\S.*?)\s*-->\s*$")
+PROMISED_OUTPUT = re.compile(r"^\s*print\(.*\)\s+#\s*(?P<output>\S.*?)\s*$")
 
 
 @dataclass(frozen=True)
@@ -73,23 +77,37 @@ def _not_run_reason(lines: list[str], fence: int) -> str | None:
     return marker["reason"] if marker else None
 
 
+def promised_output(page: Path) -> dict[int, str]:
+    """Line number -> the output its ``print(...)  # text`` promises."""
+    lines = page.read_text(encoding="utf-8").splitlines()
+    found = (PROMISED_OUTPUT.match(line) for line in lines)
+    return {number: match["output"] for number, match in enumerate(found, 1) if match}
+
+
 class PageRun:
     """Runs one page's blocks in order, sharing a namespace, an event loop and a directory.
 
-    Whatever a page registers globally (event types, plugins) is undone by :meth:`close`, so
-    pages that define the same event type name do not collide.
+    A page starts with no registered event types; :meth:`close` restores them and removes the
+    plugins the page registered, so pages (and other tests) that use one type name do not collide.
     """
 
     def __init__(self, page: Path, workdir: Path, replace: dict[str, str] | None = None) -> None:
         self.page = page
         self._replace = replace or {}
-        self.namespace: dict[str, Any] = {"__name__": f"docs_page_{page.stem.replace('-', '_')}"}
+        self.namespace: dict[str, Any] = {
+            "__name__": f"docs_page_{page.stem.replace('-', '_')}",
+            "print": self._print,
+        }
+        self._promised = promised_output(page)
         self.failed_at: int | None = None
+        self.ran: set[int] = set()  # first lines of the blocks run so far
         self._workdir = workdir
         self._previous_cwd = Path.cwd()
         self._runner = asyncio.Runner()
-        # The registry keeps no public snapshot API; tests may look inside.
+        # A page starts with no event types, as in a fresh process, so its names cannot clash
+        # with other tests' (the registry has no public snapshot API; tests may look inside).
         self._event_types = dict(default_registry._by_name)
+        default_registry._by_name.clear()
         self._plugins = {name for name, _ in get_plugin_manager().list_name_plugin()}
         os.chdir(workdir)
 
@@ -109,6 +127,7 @@ class PageRun:
         except BaseException:
             self.failed_at = block.line
             raise
+        self.ran.add(block.line)
 
     def close(self) -> None:
         """Close the loop, go back to the old directory, forget event types and plugins."""
@@ -123,6 +142,19 @@ class PageRun:
             for name, plugin in manager.list_name_plugin():
                 if name not in self._plugins and plugin is not None:
                     manager.unregister(name=name)
+
+    def _print(self, *args: Any, **kwargs: Any) -> None:
+        """``print``, checking the output a ``# comment`` on the calling line promises."""
+        builtins.print(*args, **kwargs)
+        caller = sys._getframe(1)
+        if kwargs or caller.f_code.co_filename != str(self.page):
+            return
+        promised = self._promised.get(caller.f_lineno)
+        shown = " ".join(str(arg) for arg in args)
+        if promised is not None and shown not in (promised, promised.split(": ", 1)[0]):
+            raise AssertionError(
+                f"{self.page.name}:{caller.f_lineno} promises {promised!r} but printed {shown!r}"
+            )
 
     async def _close_pools(self) -> None:
         """An example may leave its asyncpg pool open, as an application would until it exits."""

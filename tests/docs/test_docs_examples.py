@@ -117,4 +117,12 @@ def test_docs_block_runs(block: Block, pages: Pages, request: pytest.FixtureRequ
         pytest.skip(f"an earlier block of this page (line {run.failed_at}) failed")
     if block.not_run is not None:
         pytest.skip(f"not run: {block.not_run}")
+    missed = [  # blocks this one builds on that a selection (-k, a node id) left out
+        earlier
+        for earlier in BLOCKS
+        if earlier.page == block.page and earlier.line < block.line
+        if earlier.not_run is None and earlier.line not in run.ran
+    ]
+    for earlier in missed:
+        run.run(earlier)
     run.run(block)
