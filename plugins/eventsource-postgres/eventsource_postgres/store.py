@@ -18,6 +18,7 @@ from eventsource_core import (
     EventRegistry,
     ReadAll,
     StorageError,
+    StorageUnavailableError,
     StoredEvent,
     default_registry,
 )
@@ -27,7 +28,7 @@ from .connection import create_pool
 from .decoding import RowDecoder
 from .gaps import BlockingTransaction, GapTracker, HeldBack, Snapshot
 from .notify import NotificationListener
-from .outages import translate_outages
+from .outages import is_unavailable, translate_outages
 from .schema import Names, ensure_schema
 
 __all__ = ["PostgreSQLEventStore"]
@@ -225,7 +226,6 @@ class PostgreSQLEventStore:
         check_append(aggregate_id, aggregate_type, events, expected_version)
         if not events:
             return []
-        pool = await self._open_pool()
         envelopes = [self.codec.encode(event) for event in events]
         dumps = self.codec.dumps
         args = (
@@ -239,12 +239,23 @@ class PostgreSQLEventStore:
             [dumps(e.metadata) if e.metadata else None for e in envelopes],
             [dumps(e.payload) for e in envelopes],
         )
+        sent = False
         try:
+            pool = await self._open_pool()
             if connection is not None:
+                sent = True
                 rows = await connection.fetch(self._sql.append, *args)
             else:
-                rows = await pool.fetch(self._sql.append, *args)
-        except asyncpg.PostgresError as exc:
+                async with pool.acquire() as conn:
+                    sent = True
+                    rows = await conn.fetch(self._sql.append, *args)
+        except Exception as exc:
+            stream = f"{aggregate_type}-{aggregate_id}"
+            if is_unavailable(exc):
+                in_tx = connection is not None
+                raise _append_outage(exc, stream, sent, own_transaction=in_tx) from exc
+            if not isinstance(exc, asyncpg.PostgresError):
+                raise
             error = await self._append_error(exc, aggregate_id, aggregate_type, expected_version)
             raise error from exc
         return [StoredEvent(event, row[0], row[1]) for event, row in zip(events, rows, strict=True)]
@@ -268,6 +279,7 @@ class PostgreSQLEventStore:
 
     # -- reading streams -----------------------------------------------------------------------
 
+    @translate_outages("reading a stream")
     async def read_stream(
         self, aggregate_id: UUID, aggregate_type: str, after_version: int = 0
     ) -> list[StoredEvent]:
@@ -275,6 +287,7 @@ class PostgreSQLEventStore:
         rows = await pool.fetch(self._sql.read_stream, aggregate_type, aggregate_id, after_version)
         return self._decode(rows)
 
+    @translate_outages("reading a stream version")
     async def stream_version(self, aggregate_id: UUID, aggregate_type: str) -> int:
         pool = await self._open_pool()
         return int(await pool.fetchval(self._sql.stream_version, aggregate_type, aggregate_id))
@@ -471,6 +484,30 @@ class PostgreSQLEventStore:
 
     def _decode(self, rows: Sequence[Any]) -> list[StoredEvent]:
         return self._decoder.decode(rows)
+
+
+def _append_outage(
+    exc: BaseException, stream: str, sent: bool, *, own_transaction: bool
+) -> StorageUnavailableError:
+    """The outage error for an append, saying whether anything may have been written."""
+    if not sent:
+        outcome = "nothing was written; append again once the server is back"
+    elif own_transaction:
+        outcome = (
+            "your transaction was not committed, so nothing of it was written; run it again "
+            "once the server is back"
+        )
+    else:
+        outcome = (
+            "the append was sent, so it may have committed before the connection dropped. Check "
+            f"stream_version() of {stream} before appending again, or append the same events "
+            "with the same expected_version: ConcurrencyError then means the first attempt "
+            "was written"
+        )
+    detail = str(exc) or type(exc).__name__
+    return StorageUnavailableError(
+        f"PostgreSQL is unreachable while appending to {stream} ({detail}); {outcome}"
+    )
 
 
 def _discard_result(task: asyncio.Task[Any]) -> None:
