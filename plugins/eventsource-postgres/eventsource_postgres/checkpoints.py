@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
-from types import TracebackType
 from typing import Any
 from uuid import UUID
 
 import asyncpg  # type: ignore[import-untyped]
 
-from eventsource_core import CheckpointData, LagMetrics, StorageError
+from eventsource_core import CheckpointData, LagMetrics
 from eventsource_core.checkpoints import validate_name
 
 from .claims import DEFAULT_LEASE_SECONDS, PostgreSQLClaim, PostgreSQLClaims
-from .connection import create_pool
+from .connection import PoolOwner
 from .outages import is_unavailable, translate_outages, unavailable_error
-from .schema import Names, ensure_schema
+from .schema import Names
 
 __all__ = ["PostgreSQLCheckpointRepository", "PostgreSQLCheckpointTransaction"]
 
@@ -104,7 +102,7 @@ class PostgreSQLCheckpointTransaction:
         )
 
 
-class PostgreSQLCheckpointRepository:
+class PostgreSQLCheckpointRepository(PoolOwner):
     """Checkpoints in the same database as the events, so lag metrics are one query.
 
     Pass an asyncpg pool, or use ``PostgreSQLCheckpointRepository.from_url(url)`` with
@@ -113,6 +111,8 @@ class PostgreSQLCheckpointRepository:
     With ``claims=True`` (the default) subscriptions on this repository claim their name, so
     one process at a time handles it, and checkpoint writes are fenced (see :mod:`.claims`).
     """
+
+    OWN_OPTIONS = ("schema", "claims", "lease_seconds")
 
     #: Present only with ``claims=True``: the subscription runner then claims names.
     claim: Callable[[str], AbstractAsyncContextManager[PostgreSQLClaim]]
@@ -127,77 +127,12 @@ class PostgreSQLCheckpointRepository:
         claims: bool = True,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
-        if pool is None and url is None:
-            raise StorageError("PostgreSQLCheckpointRepository needs an asyncpg pool or a url")
-        self._pool = pool
-        self._owns_pool = pool is None
-        self._url = url
-        self._pool_options = pool_options or {}
-        self.names = Names(schema)
+        super().__init__(pool, url, pool_options, schema)
         self._sql = _Queries(self.names)
-        self._ready = False
-        self._ready_lock = asyncio.Lock()
         self.claims: PostgreSQLClaims | None = None
         if claims:
             self.claims = PostgreSQLClaims(self._open_pool, self.names, lease_seconds=lease_seconds)
             self.claim = self.claims.claim
-
-    @classmethod
-    def from_url(cls, url: str, **options: Any) -> PostgreSQLCheckpointRepository:
-        """A repository that owns its pool; ``schema``, ``claims`` and ``lease_seconds`` go to
-        it, the rest to the pool."""
-        mine = {k: options.pop(k) for k in ("schema", "claims", "lease_seconds") if k in options}
-        return cls(url=url, pool_options=options, **mine)
-
-    @classmethod
-    def open(cls, url: str, **options: Any) -> PostgreSQLCheckpointRepository:
-        """The same as :meth:`from_url`, named like the other backends' openers."""
-        return cls.from_url(url, **options)
-
-    async def __aenter__(self) -> PostgreSQLCheckpointRepository:
-        await self.initialize()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def initialize(self) -> None:
-        if self._ready:
-            return
-        async with self._ready_lock:
-            if self._ready:
-                return
-            if self._pool is None:
-                assert self._url is not None
-                self._pool = await create_pool(self._url, **self._pool_options)
-            async with self._pool.acquire() as conn:
-                await ensure_schema(conn, self.names)
-            self._ready = True
-
-    async def close(self) -> None:
-        if self._owns_pool and self._pool is not None:
-            await self._pool.close()
-            self._pool = None
-            self._ready = False
-
-    @property
-    def pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            raise StorageError(
-                "the repository is not open; use 'async with "
-                "PostgreSQLCheckpointRepository.from_url(url)' or pass an asyncpg pool"
-            )
-        return self._pool
-
-    async def _open_pool(self) -> asyncpg.Pool:
-        if not self._ready:
-            await self.initialize()
-        return self.pool
 
     # -- the port ------------------------------------------------------------------------------
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from types import TracebackType
 from typing import Any
 from uuid import UUID
 
@@ -24,12 +23,12 @@ from eventsource_core import (
 )
 from eventsource_core.store import check_append
 
-from .connection import create_pool
+from .connection import PoolOwner
 from .decoding import RowDecoder
 from .gaps import BlockingTransaction, GapTracker, HeldBack, Snapshot
 from .notify import NotificationListener
 from .outages import is_unavailable, translate_outages
-from .schema import Names, ensure_schema
+from .schema import Names
 
 __all__ = ["PostgreSQLEventStore"]
 
@@ -95,7 +94,7 @@ class _Queries:
         self.backlog_typed = backlog.format(f="AND event_type = ANY($2::text[])")
 
 
-class PostgreSQLEventStore:
+class PostgreSQLEventStore(PoolOwner):
     """Events in one PostgreSQL table with a gap-safe global order.
 
     Pass an asyncpg pool you own, or use ``PostgreSQLEventStore.from_url(url)`` and
@@ -105,6 +104,7 @@ class PostgreSQLEventStore:
     MAX_READ_AHEAD = 16
     SCAN_CHUNK = 10_000
     MAX_SCAN_CHUNK = 200_000
+    OWN_OPTIONS = ("schema", "registry")
 
     def __init__(
         self,
@@ -115,19 +115,11 @@ class PostgreSQLEventStore:
         url: str | None = None,
         pool_options: dict[str, Any] | None = None,
     ) -> None:
-        if pool is None and url is None:
-            raise StorageError("PostgreSQLEventStore needs an asyncpg pool or a url")
-        self._pool = pool
-        self._owns_pool = pool is None
-        self._url = url
-        self._pool_options = pool_options or {}
-        self.names = Names(schema)
+        super().__init__(pool, url, pool_options, schema)
         self.codec = EventCodec(registry)
         self._decoder = RowDecoder(self.codec)
         self.registry = registry
         self._sql = _Queries(self.names)
-        self._ready = False
-        self._ready_lock = asyncio.Lock()
         self._gaps = GapTracker()
         self._settle_lock = asyncio.Lock()
         self._scans = 0
@@ -137,52 +129,14 @@ class PostgreSQLEventStore:
         self._ahead: dict[tuple[int, int, tuple[str, ...] | None], asyncio.Task[Any]] = {}
         self._closing = False
 
-    @classmethod
-    def from_url(cls, url: str, **options: Any) -> PostgreSQLEventStore:
-        """A store that opens (and on exit closes) its own pool; use it with ``async with``.
-
-        ``schema`` and ``registry`` go to the store; other options (``min_size``,
-        ``max_size``, ...) go to ``asyncpg.create_pool``.
-        """
-        store_options = {k: options.pop(k) for k in ("schema", "registry") if k in options}
-        return cls(url=url, pool_options=options, **store_options)
-
     # -- lifecycle -----------------------------------------------------------------------------
 
-    @classmethod
-    def open(cls, url: str, **options: Any) -> PostgreSQLEventStore:
-        """The same as :meth:`from_url`, named like the other backends' openers."""
-        return cls.from_url(url, **options)
-
-    async def __aenter__(self) -> PostgreSQLEventStore:
-        await self.initialize()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
     async def initialize(self) -> None:
-        """Open the pool (if we own it) and create or migrate the schema."""
-        if self._ready:
-            return
-        async with self._ready_lock:
-            if self._ready:
-                return
-            self._closing = False
-            if self._pool is None:
-                assert self._url is not None
-                self._pool = await create_pool(self._url, **self._pool_options)
-            async with self._pool.acquire() as conn:
-                await ensure_schema(conn, self.names)
-            self._ready = True
+        self._closing = False
+        await super().initialize()
 
     async def close(self) -> None:
-        """Stop listening; close the pool if the store opened it."""
+        """Let read-aheads finish and stop listening; then close the pool if we opened it."""
         self._closing = True
         ahead, self._ahead = list(self._ahead.values()), {}
         if ahead:
@@ -192,24 +146,7 @@ class PostgreSQLEventStore:
         if self._notifier is not None:
             await self._notifier.close()
             self._notifier = None
-        if self._owns_pool and self._pool is not None:
-            await self._pool.close()
-            self._pool = None
-            self._ready = False
-
-    @property
-    def pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            raise StorageError(
-                "the store is not open; use 'async with PostgreSQLEventStore.from_url(url)' or "
-                "pass an asyncpg pool"
-            )
-        return self._pool
-
-    async def _open_pool(self) -> asyncpg.Pool:
-        if not self._ready:
-            await self.initialize()
-        return self.pool
+        await super().close()
 
     # -- writing -------------------------------------------------------------------------------
 
