@@ -3,7 +3,8 @@
 One test per block, named ``page:line``. A page's blocks run in order in one namespace (see
 ``markdown_blocks``), so a block that fails makes the rest of its page skip instead of failing
 for a reason that is not theirs. A block marked ``<!-- not run: why -->`` is skipped with that
-reason.
+reason; ``markdown_blocks`` describes the other conventions (files of an example package, and
+``print(...)  # output`` lines whose output is checked).
 
 Blocks that use the PostgreSQL page's example URL (``EXAMPLE_POSTGRES_URL``) run against a
 throwaway server (the one the PostgreSQL tests use) with that URL replaced by the server's; set
@@ -100,11 +101,13 @@ async def _fresh_database(admin_url: str) -> str:
     return urlunsplit(urlsplit(admin_url)._replace(path="/" + name))
 
 
-def test_every_page_has_its_blocks_found():
-    """A fence the parser misses would silently go untested; compare with a plain count."""
+def test_every_python_fence_is_found():
+    """A fence the parser misses (```py, ```python3, indented) would silently go untested."""
     for page in PAGES:
-        fences = sum(line.startswith("```python") for line in page.read_text().splitlines())
-        assert len(list(python_blocks(page))) == fences, page
+        lines = page.read_text(encoding="utf-8").splitlines()
+        fences = [n for n, line in enumerate(lines, 1) if line.lstrip().startswith("```py")]
+        found = [block.line - 1 for block in python_blocks(page)]
+        assert found == fences, f"{page}: label Python blocks ```python, on a line of their own"
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[block.id(ROOT) for block in BLOCKS])
