@@ -122,9 +122,13 @@ async def test_a_version_1_schema_upgrades_in_place(pg_pool, pg_schema, had_clai
         assert [
             (c.projection_name, c.global_position, c.events_processed) for c in checkpoints
         ] == [("Balances", 41, 41)]
+        fence = f"SELECT fence FROM {pg_schema}.projection_checkpoints"
+        # The fence starts at the current token of a kept claims table.
+        assert await pg_pool.fetchval(fence) == (7 if had_claims else None)
         async with repo.claim("Balances") as claim:
             # A kept claims table keeps its tokens: they must only grow.
             assert claim.token == (8 if had_claims else 1)
+            assert await pg_pool.fetchval(fence) == claim.token
             await repo.save_position("Balances", 42, uuid4(), "Deposited")
         assert await repo.get_position("Balances") == 42
     async with PostgreSQLEventStore(pg_pool, schema=pg_schema) as store:

@@ -26,11 +26,13 @@ class _Queries:
         c, e = n.checkpoints, n.events
         self.get_checkpoint = f"SELECT last_event_id FROM {c} WHERE projection_name = $1"
         self.get_position = f"SELECT global_position FROM {c} WHERE projection_name = $1"
-        # Never backwards; the same position again does not count again.
+        # Never backwards; the same position again does not count again. $6 is the claim
+        # token that becomes the row's fence (NULL when unfenced: the fence stays).
         self.save_position = f"""
             INSERT INTO {c} AS c (projection_name, global_position, last_event_id,
-                   last_event_type, events_processed, last_processed_at, created_at, updated_at)
-            VALUES ($1, $2, $3, $4, $5, now(), now(), now())
+                   last_event_type, events_processed, last_processed_at, created_at, updated_at,
+                   fence)
+            VALUES ($1, $2, $3, $4, $5, now(), now(), now(), $6)
             ON CONFLICT (projection_name) DO UPDATE SET
                    events_processed = coalesce(c.events_processed, 0) + CASE
                        WHEN c.global_position IS DISTINCT FROM EXCLUDED.global_position
@@ -39,8 +41,24 @@ class _Queries:
                    last_event_id = EXCLUDED.last_event_id,
                    last_event_type = EXCLUDED.last_event_type,
                    last_processed_at = now(),
-                   updated_at = now()
+                   updated_at = now(),
+                   fence = coalesce(EXCLUDED.fence, c.fence)
              WHERE c.global_position IS NULL OR c.global_position <= EXCLUDED.global_position"""
+        # The owner's usual save: one statement, no lock on the claim row. It writes only
+        # while the row's fence is the owner's token ($6); a take-over moves the fence (see
+        # schema migration 3). Saving an older position changes nothing, as above, but still
+        # matches the row, so "no row" means only "no row yet, or not ours any more".
+        forward = "(global_position IS NULL OR global_position <= $2)"
+        self.save_position_fenced = f"""
+            UPDATE {c} SET
+                   events_processed = coalesce(events_processed, 0) + CASE
+                       WHEN global_position IS NULL OR global_position < $2 THEN $5 ELSE 0 END,
+                   global_position = greatest(global_position, $2),
+                   last_event_id = CASE WHEN {forward} THEN $3 ELSE last_event_id END,
+                   last_event_type = CASE WHEN {forward} THEN $4 ELSE last_event_type END,
+                   last_processed_at = CASE WHEN {forward} THEN now() ELSE last_processed_at END,
+                   updated_at = CASE WHEN {forward} THEN now() ELSE updated_at END
+             WHERE projection_name = $1 AND fence = $6"""
         self.update_checkpoint = f"""
             INSERT INTO {c} AS c (projection_name, last_event_id, last_event_type,
                    events_processed, last_processed_at, created_at, updated_at)
@@ -181,7 +199,13 @@ class PostgreSQLCheckpointRepository(PoolOwner):
         validate_name(subscription_id)
         if position < 0 or events < 0:
             raise ValueError(f"position and events must be >= 0, got {position} and {events}")
-        args = (position, event_id, event_type, events)
+        token = None if self.claims is None else self.claims.tokens.get(subscription_id)
+        args = (position, event_id, event_type, events, token)
+        if token is not None:
+            status = await executor.execute(self._sql.save_position_fenced, subscription_id, *args)
+            if status != "UPDATE 0":
+                return
+        # No row yet, or its fence is not our token: the write that checks the claim row.
         await self._write(executor, self._sql.save_position, subscription_id, *args)
 
     @translate_outages("resetting a checkpoint")

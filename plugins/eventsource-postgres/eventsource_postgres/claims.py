@@ -2,9 +2,11 @@
 
 Each name has one row in ``eventsource_claims``. A process takes the row when it is free or its
 lease has expired, and the take-over increments ``token``; the owner renews the lease every
-``lease_seconds / 3``. Every checkpoint write of an owner carries its token and locks the claim
-row in the same statement, so once another process took over, the old owner's writes fail with
-:class:`OwnershipLostError` and change nothing.
+``lease_seconds / 3``. Every checkpoint write of an owner carries its token, so once another
+process took over, the old owner's writes fail with :class:`OwnershipLostError` and change
+nothing. A take-over also moves the ``fence`` of the name's checkpoint row (a trigger, schema
+migration 3), so an owner's usual checkpoint save only compares the row's fence with its token;
+the first save of a name, and the other writes, check the claim row itself (:meth:`fenced`).
 
 Timing (``L`` = ``lease_seconds``): the owner gives up locally ``0.8 * L`` after the last
 renewal it *sent* that succeeded, so it stops handling before the server-side lease (measured

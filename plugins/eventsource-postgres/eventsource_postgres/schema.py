@@ -33,12 +33,15 @@ class Names:
         self.checkpoints = f'"{schema}".projection_checkpoints'
         self.versions = f'"{schema}".eventsource_schema_version'
         self.claims = f'"{schema}".eventsource_claims'
+        self.claim_fence = f'"{schema}".eventsource_claim_fence'
         self.append = f'"{schema}".eventsource_append'
         self.channel = f"eventsource_{schema}"
         self.lock_key = f"eventsource.schema.{schema}"
 
     #: Unqualified names of every table the migrations create, to detect foreign objects.
     OWNED_TABLES = ("events", "projection_checkpoints", "eventsource_claims")
+    #: The same for functions.
+    OWNED_FUNCTIONS = ("eventsource_append", "eventsource_claim_fence")
 
 
 Migration = Callable[[asyncpg.Connection, Names], Awaitable[None]]
@@ -145,9 +148,37 @@ async def _migration_2(conn: asyncpg.Connection, n: Names) -> None:
     )
 
 
+async def _migration_3(conn: asyncpg.Connection, n: Names) -> None:
+    """The fence: each checkpoint row carries the token of the claim that may write it.
+
+    Taking a claim (any change of ``token``, however made) moves the fence of that name's
+    checkpoint row in the same transaction, so an owner's checkpoint save needs no lock on the
+    claim row: it updates the row only while the fence equals its token.
+    """
+    await _run(
+        conn,
+        [
+            f"ALTER TABLE {n.checkpoints} ADD COLUMN fence bigint",
+            f"UPDATE {n.checkpoints} c SET fence = l.token FROM {n.claims} l "
+            "WHERE l.name = c.projection_name",
+            f"""
+            CREATE FUNCTION {n.claim_fence}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+            BEGIN
+                UPDATE {n.checkpoints} SET fence = NEW.token
+                 WHERE projection_name = NEW.name AND (fence IS NULL OR fence < NEW.token);
+                RETURN NULL;
+            END
+            $fn$""",
+            f"CREATE TRIGGER eventsource_claims_fence AFTER INSERT OR UPDATE OF token "
+            f"ON {n.claims} FOR EACH ROW EXECUTE FUNCTION {n.claim_fence}()",
+        ],
+    )
+
+
 MIGRATIONS: dict[int, tuple[str, Migration]] = {
     1: ("events, checkpoints, append function", _migration_1),
     2: ("claims", _migration_2),
+    3: ("checkpoint fence", _migration_3),
 }
 LATEST_VERSION = max(MIGRATIONS)
 
@@ -238,14 +269,15 @@ async def _refuse_foreign_objects(conn: asyncpg.Connection, names: Names) -> Non
                 "changed; use another database, or pass schema='eventsource' to keep our "
                 "tables apart"
             )
-    exists = await conn.fetchval(
-        "SELECT count(*) FROM pg_proc p JOIN pg_namespace s ON s.oid = p.pronamespace "
-        "WHERE s.nspname = $1 AND p.proname = 'eventsource_append'",
+    found = await conn.fetchval(
+        "SELECT min(p.proname) FROM pg_proc p JOIN pg_namespace s ON s.oid = p.pronamespace "
+        "WHERE s.nspname = $1 AND p.proname = ANY($2::text[])",
         names.schema,
+        list(Names.OWNED_FUNCTIONS),
     )
-    if exists:
+    if found is not None:
         raise SchemaError(
-            f"schema {names.schema!r} has a function eventsource_append but no "
+            f"schema {names.schema!r} has a function {found} but no "
             "eventsource_schema_version table; it was not created by this package. Nothing "
             "was changed; drop it or use another schema"
         )
