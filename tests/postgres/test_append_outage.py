@@ -8,6 +8,7 @@ after it was sent, the commit may or may not have happened, and the caller has t
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 import anyio
@@ -63,21 +64,29 @@ async def test_an_append_while_the_server_is_down_raises_and_works_again_after(
             server.start()
 
 
-async def _cut_off_while_blocked(
-    pool: asyncpg.Pool, schema: str, append: asyncio.Future[object]
-) -> None:
-    """Wait until ``append`` waits for the table lock, then end its server session."""
-    with anyio.fail_after(10):
-        while True:
-            pid = await pool.fetchval(
-                "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1",
-                f'%"{schema}".eventsource_append%',
-            )
-            if pid is not None:
-                break
-            assert not append.done(), append
-            await anyio.sleep(0.02)
-    assert await pool.fetchval("SELECT pg_terminate_backend($1)", pid)
+async def _cut_off(
+    pool: asyncpg.Pool, schema: str, append: Callable[[], Awaitable[object]]
+) -> StorageUnavailableError:
+    """Run ``append`` while the events table is locked; end its server session while it waits
+    for the lock, that is after the append was sent and before it could commit."""
+    async with pool.acquire() as blocker, blocker.transaction():
+        await blocker.execute(f"LOCK TABLE {schema}.events IN EXCLUSIVE MODE")
+        task = asyncio.ensure_future(append())
+        with anyio.fail_after(10):
+            while True:
+                pid = await pool.fetchval(
+                    "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE $1",
+                    f'%"{schema}".eventsource_append%',
+                )
+                if pid is not None:
+                    break
+                assert not task.done(), task
+                await anyio.sleep(0.02)
+        assert await pool.fetchval("SELECT pg_terminate_backend($1)", pid)
+        with pytest.raises(StorageUnavailableError) as raised:
+            await asyncio.wait_for(task, 10)
+    return raised.value
 
 
 async def test_an_append_cut_off_after_it_was_sent_says_the_outcome_is_unknown(
@@ -86,15 +95,12 @@ async def test_an_append_cut_off_after_it_was_sent_says_the_outcome_is_unknown(
     async with PostgreSQLEventStore.from_url(shared_dsn, schema=pg_schema, max_size=2) as store:
         events = make_events(2)
         head = events[0]
-        async with pg_pool.acquire() as blocker, blocker.transaction():
-            await blocker.execute(f"LOCK TABLE {pg_schema}.events IN EXCLUSIVE MODE")
-            append = asyncio.ensure_future(
-                store.append(head.aggregate_id, head.aggregate_type, events, 0)
-            )
-            await _cut_off_while_blocked(pg_pool, pg_schema, append)
-            with pytest.raises(StorageUnavailableError) as raised:
-                await asyncio.wait_for(append, 10)
-        message = str(raised.value)
+        error = await _cut_off(
+            pg_pool,
+            pg_schema,
+            lambda: store.append(head.aggregate_id, head.aggregate_type, events, 0),
+        )
+        message = str(error)
         assert "it may have committed before the connection dropped" in message
         assert f"Check stream_version() of {head.aggregate_type}-{head.aggregate_id}" in message
         assert "nothing was written" not in message
@@ -111,20 +117,15 @@ async def test_an_append_in_your_transaction_cut_off_says_the_transaction_was_lo
     async with PostgreSQLEventStore.from_url(shared_dsn, schema=pg_schema, max_size=2) as store:
         events = make_events(1)
         head = events[0]
-        raised: pytest.ExceptionInfo[StorageUnavailableError] | None = None
-        async with pg_pool.acquire() as blocker, blocker.transaction():
-            await blocker.execute(f"LOCK TABLE {pg_schema}.events IN EXCLUSIVE MODE")
-            async with store.pool.acquire() as mine:
-                transaction = mine.transaction()
-                await transaction.start()
-                append = asyncio.ensure_future(
-                    store.append(head.aggregate_id, head.aggregate_type, events, 0, connection=mine)
-                )
-                await _cut_off_while_blocked(pg_pool, pg_schema, append)
-                with pytest.raises(StorageUnavailableError) as raised:
-                    await asyncio.wait_for(append, 10)
-        assert raised is not None
-        assert "your transaction was not committed, so nothing of it was written" in str(
-            raised.value
-        )
+        async with store.pool.acquire() as mine:
+            transaction = mine.transaction()
+            await transaction.start()
+            error = await _cut_off(
+                pg_pool,
+                pg_schema,
+                lambda: store.append(
+                    head.aggregate_id, head.aggregate_type, events, 0, connection=mine
+                ),
+            )
+        assert "your transaction was not committed, so nothing of it was written" in str(error)
         assert await store.stream_version(head.aggregate_id, head.aggregate_type) == 0
