@@ -170,6 +170,21 @@ async def test_a_foreign_claims_table_in_a_version_1_schema_is_refused_and_kept(
     assert [tuple(r) for r in rows] == [("invoice", True)]
 
 
+async def test_a_foreign_function_in_the_way_of_an_upgrade_is_refused_and_kept(
+    pg_pool, pg_schema
+) -> None:
+    await _v1(pg_pool, pg_schema, claims=False)
+    await pg_pool.execute(
+        f"CREATE FUNCTION {pg_schema}.eventsource_claim_fence() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$"
+    )
+    with pytest.raises(SchemaError, match=r"eventsource_claim_fence.*Nothing was changed"):
+        async with PostgreSQLCheckpointRepository(pg_pool, schema=pg_schema):
+            pass
+    assert await _versions(pg_pool, pg_schema) == [1]
+    assert "eventsource_claims" not in await _tables(pg_pool, pg_schema)
+
+
 @pytest.mark.timeout(120)
 async def test_many_repositories_upgrading_one_version_1_schema_at_once(
     pg_dsn: str,

@@ -257,6 +257,11 @@ async def ensure_schema(conn: asyncpg.Connection, names: Names) -> int:
             f"cannot create the eventsource tables in schema {names.schema!r}: {exc}. Grant "
             "CREATE on the schema to this user, or run once as a user who may"
         ) from exc
+    except (asyncpg.DuplicateFunctionError, asyncpg.DuplicateObjectError) as exc:
+        raise SchemaError(
+            f"cannot upgrade the eventsource schema {names.schema!r}: {exc}, which eventsource "
+            "did not create. Nothing was changed; rename or drop it, or use another schema"
+        ) from exc
     return LATEST_VERSION
 
 
