@@ -11,7 +11,15 @@ import aiosqlite
 
 from eventsource_core import Backlog
 
-__all__ = ["COLUMNS", "ROW_WIDTH", "as_json", "backlog", "checked_json", "page_query"]
+__all__ = [
+    "COLUMNS",
+    "ROW_WIDTH",
+    "as_json",
+    "backlog",
+    "checked_json",
+    "counted_json",
+    "page_query",
+]
 
 COLUMNS = (
     "global_position, event_id, event_type, aggregate_id, aggregate_type, aggregate_version, "
@@ -45,6 +53,16 @@ def as_json(select: str) -> str:
     (``ROW_WIDTH`` values per event) because a list per event costs more to build and unpack.
     """
     return f"SELECT '[' || COALESCE(group_concat({_FLAT_ROW}, ','), '') || ']' FROM ({select})"
+
+
+@cache
+def counted_json(select: str) -> str:
+    """:func:`as_json` plus the page's row count and last position, known before decoding,
+    so the next page can be fetched while this one is decoded."""
+    return (
+        f"SELECT '[' || COALESCE(group_concat({_FLAT_ROW}, ','), '') || ']', COUNT(*), "
+        f"MAX(global_position) FROM ({select})"
+    )
 
 
 @cache

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 from uuid import UUID
 
 import aiosqlite
@@ -28,6 +28,7 @@ from eventsource_core import (
     StoredEvent,
     default_registry,
 )
+from eventsource_core.readahead import ReadAhead
 from eventsource_core.serialization import Envelope
 from eventsource_core.store import check_append
 
@@ -81,6 +82,7 @@ class SQLiteEventStore:
         self._gate = gate_for(db)
         self._listeners: list[Callable[[], None]] = []
         self._where = "the SQLite event store"
+        self._ahead = ReadAhead(self._fetch_page, _follows)
 
     @classmethod
     @asynccontextmanager
@@ -97,8 +99,11 @@ class SQLiteEventStore:
         try:
             store = cls(db, adopt=opening.adopt, **options)
             store._where = repr(opening.path)
-            await store.ensure_schema()
-            yield store
+            try:
+                await store.ensure_schema()
+                yield store
+            finally:
+                await store._ahead.close()
         finally:
             await db.close()
 
@@ -191,9 +196,29 @@ class SQLiteEventStore:
     async def read_page(
         self, after_position: int, limit: int, event_types: Sequence[str] | None = None
     ) -> list[StoredEvent]:
+        """Events after ``after_position`` in position order.
+
+        A full page starts reading the next one in the background, so a catching-up reader's
+        next query runs in SQLite's thread while it handles this page. Positions are given in
+        commit order, so a full page read earlier is exactly what a read now would return.
+        """
         await self.ensure_schema()
+        # Inside our own transaction a background fetch would wait for the lock we hold.
+        prefetched = not self._gate.held_by_me()
+        page = await self._ahead.fetch(after_position, limit, event_types, prefetched=prefetched)
+        try:
+            return self._decoder.decode_page(page.text, ordered=True)
+        except json.JSONDecodeError:
+            select, params = queries.page_params(after_position, limit, event_types)
+            return await self._read_checked(select, params, ordered=True)
+
+    async def _fetch_page(
+        self, after_position: int, limit: int, event_types: Sequence[str] | None
+    ) -> _Page:
         select, params = queries.page_params(after_position, limit, event_types)
-        return await self._read_events(select, params, ordered=True)
+        rows = await self._fetch(queries.counted_json(select), params)
+        text, count, last = rows[0]
+        return _Page(text, count, last)
 
     def read_all(
         self,
@@ -256,10 +281,15 @@ class SQLiteEventStore:
         try:
             return self._decoder.decode_page(rows[0][0], ordered=ordered)
         except json.JSONDecodeError:
-            # A stored metadata or payload is not JSON (written by something else): let
-            # SQLite check every value, so the error names the problem.
-            rows = await self._fetch(queries.checked_json(select), params)
-            return self._decoder.decode_nested(rows[0][0], ordered=ordered)
+            return await self._read_checked(select, params, ordered=ordered)
+
+    async def _read_checked(
+        self, select: str, params: tuple[object, ...], *, ordered: bool
+    ) -> list[StoredEvent]:
+        """Read again when a stored metadata or payload is not JSON (written by something
+        else): SQLite checks every value, so the error names the problem."""
+        rows = await self._fetch(queries.checked_json(select), params)
+        return self._decoder.decode_nested(rows[0][0], ordered=ordered)
 
     async def _fetch(self, sql: str, params: Iterable[Any]) -> list[Any]:
         gate = self._gate
@@ -270,6 +300,18 @@ class SQLiteEventStore:
                 return list(await self.db.execute_fetchall(sql, params))
         except sqlite3.Error as exc:
             raise storage_error(exc, self._where) from exc
+
+
+class _Page(NamedTuple):
+    """A page as SQLite returns it: one JSON array, its event count and its last position."""
+
+    text: str
+    size: int
+    last: int | None
+
+
+def _follows(page: _Page, limit: int) -> int | None:
+    return page.last if page.size == limit else None
 
 
 def _integrity_error(
