@@ -16,7 +16,7 @@ TEST_DEPS = ["pytest>=8", "trio>=0.25", "pytest-timeout>=2.3"]
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = False
-nox.options.sessions = ["tests", "lint", "types", "tutorial", "demo"]
+nox.options.sessions = ["tests", "lint", "types", "tutorial", "demo", "docs"]
 
 
 def _installed_pythons() -> list[str]:
