@@ -47,7 +47,9 @@ def _parse_datetime(value: Any) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-Builder = Callable[[str, UUID, str, int, str, Any, dict[str, Any]], DomainEvent]
+#: ``build(event_id, aggregate_id, aggregate_type, version, occurred_at, metadata, payload,
+#: position, recorded_at)``: one row, straight to the stored event.
+Builder = Callable[[str, UUID, str, int, str, Any, dict[str, Any], int, datetime], StoredEvent]
 
 
 class RowDecoder:
@@ -97,26 +99,37 @@ class RowDecoder:
                 build = builders[etype]
             else:
                 build = builders[etype] = self._builder(etype)
-            event: DomainEvent | None = None
             if build is not None:
                 aggregate_id = stream_cache.get(aid)
                 if aggregate_id is None:
                     aggregate_id = stream_cache[aid] = parse_uuid(aid)
                 try:
-                    event = build(eid, aggregate_id, atype, aver, occurred, meta, payload)
+                    append(
+                        build(
+                            eid,
+                            aggregate_id,
+                            atype,
+                            aver,
+                            occurred,
+                            meta,
+                            payload,
+                            pos,
+                            recorded_at,
+                        )
+                    )
+                    continue
                 except Exception:
-                    event = None  # the codec decodes it again and explains what is wrong
-            if event is None:
-                event = self.codec.decode(
-                    event_id=eid,
-                    event_type=etype,
-                    aggregate_id=aid,
-                    aggregate_type=atype,
-                    aggregate_version=aver,
-                    occurred_at=occurred,
-                    metadata=meta,
-                    payload=payload,
-                )
+                    pass  # the codec decodes it again and explains what is wrong
+            event = self.codec.decode(
+                event_id=eid,
+                event_type=etype,
+                aggregate_id=aid,
+                aggregate_type=atype,
+                aggregate_version=aver,
+                occurred_at=occurred,
+                metadata=meta,
+                payload=payload,
+            )
             append(stored(event, pos, recorded_at))
         self.ascending = ascending
         return out
@@ -148,6 +161,10 @@ class RowDecoder:
             "UUID": UUID,
             "UNKNOWN": _UNKNOWN,
             "EVENT_TYPE": event_type,
+            "fromiso": datetime.fromisoformat,
+            "UTC": UTC,
+            "Stored": StoredEvent,
+            "stored": _stored,
         }
         values: list[tuple[str, str]] = []
         checks: list[str] = []
@@ -189,13 +206,22 @@ class RowDecoder:
                 "uid = new(UUID)",
                 "set(uid, 'int', int(eid.replace('-', ''), 16))",
                 "set(uid, 'is_safe', UNKNOWN)",
+                "at = fromiso(occurred)",
+                "if at.tzinfo is not UTC: at = utc(occurred)",
                 "self = new(cls)",
             ]
-            body += [
-                f"set(self, {name!r}, {'uid' if name == 'event_id' else expr})"
-                for name, expr in values
-            ]
-            body.append("return self")
+            inline = {"event_id": "uid", "occurred_at": "at"}
+            body += [f"set(self, {name!r}, {inline.get(name, expr)})" for name, expr in values]
+            if _stored is StoredEvent:
+                body.append("return Stored(self, pos, recorded)")
+            else:  # what _stored does, without the call
+                body += [
+                    "st = new(Stored)",
+                    "set(st, 'event', self)",
+                    "set(st, 'global_position', pos)",
+                    "set(st, 'recorded_at', recorded)",
+                    "return st",
+                ]
         else:
             # Through __init__, whose converter makes occurred_at UTC.
             args = [
@@ -203,9 +229,9 @@ class RowDecoder:
                 for name, expr in values
                 if name != "event_type"
             ]
-            body = ["return cls(" + ", ".join(args) + ")"]
+            body = ["return stored(cls(" + ", ".join(args) + "), pos, recorded)"]
         body = [line for check in checks for line in check.split("\n")] + body
-        source = "def build(eid, aid, atype, aver, occurred, meta, p):\n" + "".join(
+        source = "def build(eid, aid, atype, aver, occurred, meta, p, pos, recorded):\n" + "".join(
             f"    {line}\n" for line in body
         )
         exec(compile(source, f"<eventsource_sqlite decoder for {event_type}>", "exec"), namespace)
