@@ -28,6 +28,7 @@ from ..events import DomainEvent, event_type_names
 from ..store import EventSource, StoredEvent
 from ..transactions import TransactionalCheckpointRepository
 from .config import SubscriptionConfig
+from .progress import Progress
 from .strategies import CheckpointPolicy
 
 __all__ = ["Subscription", "SubscriptionState"]
@@ -93,13 +94,8 @@ class Subscription:
         self._end: int | None = None
         #: Where the first start began; a restart before any event was handled resumes here.
         self._first_target = 0
-        self._pending = 0
-        self._last: StoredEvent | None = None
-        self._saved_at = time.monotonic()
+        self._progress = Progress(self.name, checkpoints)
         self._failures = 0
-        #: Set when the checkpoint save running behind the reader has finished.
-        self._saving: anyio.Event | None = None
-        self._save_error: Exception | None = None
 
     def prepare_restart(self) -> None:
         """Make a stopped or failed subscription runnable again; it resumes from its checkpoint."""
@@ -231,7 +227,7 @@ class Subscription:
                 if self._stopping:
                     return  # nothing was handled, so nothing is left to save
                 await self._back_off(exc)
-        self._pending, self._last = 0, None
+        self._progress.forget()
         try:
             await self._drain_until_stopped()
         finally:
@@ -277,7 +273,7 @@ class Subscription:
 
     async def _final_flush(self) -> None:
         try:
-            await self._flush()
+            await self._progress.save()
         except StorageUnavailableError as exc:
             log.error(
                 "subscription %r could not save its checkpoint at position %d (%s); the events "
@@ -314,6 +310,7 @@ class Subscription:
         # A save due at the end of a full page runs while the next page is read and decoded,
         # and is confirmed before that page is handled: a crash still repeats at most a batch.
         behind = not self.policy.per_event and not self._transactional
+        progress = self._progress
         failure: Exception | None = None
         async with anyio.create_task_group() as saves:
             try:
@@ -326,17 +323,17 @@ class Subscription:
                         horizon = await self.source.current_position()
                     batch = await self.source.read_page(self.position, batch_size, self.event_types)
                     self._failures = 0
-                    await self._settle_save()  # handle nothing past an unconfirmed save
+                    await progress.settle()  # handle nothing past an unconfirmed save
                     if batch:
                         await self._handle(batch)
                         full = len(batch) == batch_size
-                        if self._pending and self.policy.due(
-                            self._pending, self._since_save(), True
+                        if progress.pending and self.policy.due(
+                            progress.pending, progress.since_save(), True
                         ):
                             if behind and full:
-                                await self._flush_behind(saves)
+                                await progress.save_behind(saves)
                             else:
-                                await self._flush()
+                                await progress.save()
                         if full:
                             horizon, live = None, False  # catching up: no lookups per page
                             await anyio.lowlevel.checkpoint()
@@ -347,58 +344,23 @@ class Subscription:
                         changed.set()
                     horizon, live = None, True
                     await self._idle(wake)
-                await self._settle_save()
+                await progress.settle()
             except Exception as exc:  # re-raised below, not wrapped in an exception group
                 failure = exc
         if failure is not None:
             raise failure
 
-    async def _flush_behind(self, saves: anyio.abc.TaskGroup) -> None:
-        """Start saving the progress so far in ``saves`` after the previous save finished."""
-        await self._settle_save()
-        last, pending = self._last, self._pending
-        if last is None or pending == 0:
-            return
-        self._pending, self._saved_at = 0, time.monotonic()
-        done = self._saving = anyio.Event()
-
-        async def save() -> None:
-            try:
-                with anyio.CancelScope(shield=True):  # a started save always completes
-                    await self.checkpoints.save_position(
-                        self.name,
-                        last.global_position,
-                        last.event_id,
-                        last.event_type,
-                        events=pending,
-                    )
-            except Exception as exc:
-                self._pending += pending  # still unsaved: the next save includes it
-                self._save_error = exc
-            finally:
-                done.set()
-
-        saves.start_soon(save)
-
-    async def _settle_save(self) -> None:
-        """Wait for the save running behind, and raise its error here, in the reader."""
-        if self._saving is not None:
-            await self._saving.wait()
-            self._saving = None
-        error, self._save_error = self._save_error, None
-        if error is not None:
-            raise error
-
     async def _idle(self, wake: anyio.Event) -> None:
         timeout = self.config.poll_interval
-        if self._pending:
-            recheck = self.policy.recheck_in(self._since_save())
+        progress = self._progress
+        if progress.pending:
+            recheck = self.policy.recheck_in(progress.since_save())
             if recheck is not None:
                 timeout = min(timeout, recheck)
         with anyio.move_on_after(timeout):
             await wake.wait()
-        if self._pending and self.policy.due(self._pending, self._since_save(), True):
-            await self._flush()
+        if progress.pending and self.policy.due(progress.pending, progress.since_save(), True):
+            await progress.save()
 
     async def _handle(self, batch: Sequence[StoredEvent]) -> None:
         if self._transactional:
@@ -415,14 +377,15 @@ class Subscription:
         """The hot path: one handler call per event, asking the policy in between.
 
         Progress lives in locals and is written back in ``finally``, so a failure or a
-        cancellation mid-batch still leaves ``_last``/``_pending`` exact for the final save.
+        cancellation mid-batch still leaves it exact for the final save.
         """
         handle: Callable[[DomainEvent], Awaitable[None]] = self.projection.handle
         due = self.policy.due if self.policy.per_event else None
         save = self.checkpoints.save_position
         monotonic = time.monotonic
         name = self.name
-        last, pending, handled = self._last, self._pending, 0
+        progress = self._progress
+        last, pending, handled = progress.last, progress.pending, 0
         try:
             for stored in batch:
                 event = stored.event
@@ -435,7 +398,7 @@ class Subscription:
                 last = stored
                 pending += 1
                 handled += 1
-                if due is not None and due(pending, monotonic() - self._saved_at, False):
+                if due is not None and due(pending, monotonic() - progress.saved_at, False):
                     await save(
                         name,
                         stored.global_position,
@@ -444,11 +407,11 @@ class Subscription:
                         events=pending,
                     )
                     pending = 0
-                    self._saved_at = monotonic()
+                    progress.saved_at = monotonic()
                 if self._stopping:
                     return
         finally:
-            self._last, self._pending = last, pending
+            progress.last, progress.pending = last, pending
             self.events_handled += handled
             if last is not None:
                 self.position = last.global_position
@@ -464,7 +427,7 @@ class Subscription:
                 self.name, last.global_position, last.event_id, last.event_type, events=len(batch)
             )
         self._advance(last, len(batch))
-        self._pending, self._saved_at = 0, time.monotonic()
+        self._progress.saved()
 
     async def _guarded(self, call: Awaitable[None], stored: StoredEvent | None) -> None:
         """Await a handler; its exception becomes a ProjectionFailedError naming the event."""
@@ -476,25 +439,9 @@ class Subscription:
             raise ProjectionFailedError(self.name, position, event_type) from exc
 
     def _advance(self, stored: StoredEvent, count: int) -> None:
-        self._last = stored
+        self._progress.advance(stored, count)
         self.position = stored.global_position
-        self._pending += count
         self.events_handled += count
-
-    def _since_save(self) -> float:
-        return time.monotonic() - self._saved_at
-
-    async def _flush(self) -> None:
-        """Save progress up to the last handled event, if any is unsaved."""
-        await self._settle_save()
-        last, pending = self._last, self._pending
-        if last is None or pending == 0:
-            return
-        await self.checkpoints.save_position(
-            self.name, last.global_position, last.event_id, last.event_type, events=pending
-        )
-        self._pending = 0
-        self._saved_at = time.monotonic()
 
 
 def _subscribed_types(projection: Any) -> list[str] | None:
