@@ -12,7 +12,9 @@ import asyncio
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Generic, TypeVar
 
-__all__ = ["ReadAhead"]
+from .store import StoredEvent
+
+__all__ = ["ReadAhead", "after_full_page"]
 
 Page = TypeVar("Page")
 _Key = tuple[int, int, tuple[str, ...] | None]
@@ -28,18 +30,25 @@ class ReadAhead(Generic[Page]):
     ``follows(page, limit)`` says where the next page starts, or ``None`` if this one is not
     full. Only a prefetched page that came back full is served: positions after a full page
     were already taken, so it is exactly what a fetch now would return. A short or failed
-    prefetch is dropped and fetched again, where its error surfaces normally. Only a store
-    whose positions are visible in order may use this; one with holes must not.
+    prefetch is dropped and fetched again, where its error surfaces normally. A backend
+    whose positions may become visible out of order must only call a page full when nothing
+    below its end can still appear.
+
+    Several readers may share a store, each at its own position, so up to ``keep`` early
+    fetches are kept, one per (position, limit, types); beyond that the oldest is dropped.
     """
 
     def __init__(
         self,
         fetch: Callable[[int, int, Sequence[str] | None], Coroutine[Any, Any, Page]],
         follows: Callable[[Page, int], int | None],
+        *,
+        keep: int = 16,
     ) -> None:
         self._fetch = fetch
         self._follows = follows
-        self._next: tuple[_Key, asyncio.Task[Page]] | None = None
+        self._keep = keep
+        self._early: dict[_Key, asyncio.Task[Page]] = {}
         self._closing = False
 
     async def fetch(
@@ -55,10 +64,10 @@ class ReadAhead(Generic[Page]):
         types = None if event_types is None else tuple(event_types)
         key: _Key = (after_position, limit, types)
         page: Page | None = None
-        ahead, self._next = self._next, None
-        if ahead is not None and ahead[0] == key and prefetched:
+        early = self._early.pop(key, None)
+        if early is not None and prefetched:
             try:
-                page = await ahead[1]
+                page = await early
             except Exception:
                 page = None
             if page is not None and self._follows(page, limit) is None:
@@ -78,19 +87,29 @@ class ReadAhead(Generic[Page]):
         self._closing = False
 
     async def close(self) -> None:
-        """Stop starting fetches and wait for the one running, so the connection can close."""
+        """Stop starting fetches and wait for those running, so the connection can close."""
         self._closing = True
-        ahead, self._next = self._next, None
-        if ahead is not None:
-            await asyncio.wait([ahead[1]], timeout=CLOSE_TIMEOUT)
-            ahead[1].cancel()  # a no-op once it has finished
+        early, self._early = list(self._early.values()), {}
+        if early:
+            await asyncio.wait(early, timeout=CLOSE_TIMEOUT)
+            for task in early:
+                task.cancel()  # a no-op once it has finished
 
     def _start(self, key: _Key) -> None:
+        if key in self._early:
+            return
+        while len(self._early) >= self._keep:
+            del self._early[next(iter(self._early))]  # left to finish, unused
         after, limit, types = key
         coro = self._fetch(after, limit, None if types is None else list(types))
         task = asyncio.get_running_loop().create_task(coro)
         task.add_done_callback(_discard_result)  # an unused fetch's error is not news
-        self._next = (key, task)
+        self._early[key] = task
+
+
+def after_full_page(page: Sequence[StoredEvent], limit: int) -> int | None:
+    """``follows`` for a store that fetches decoded pages: the last position of a full one."""
+    return page[-1].global_position if len(page) == limit else None
 
 
 def _discard_result(task: asyncio.Task[Any]) -> None:

@@ -85,3 +85,17 @@ def test_no_early_fetch_when_asked_not_to_or_after_close() -> None:
         assert log.fetches == [0, 10, 20, 30]
 
     asyncio.run(main())
+
+
+def test_readers_at_different_positions_keep_their_own_early_fetches() -> None:
+    async def main() -> None:
+        log = ListLog(100)
+        ahead = ReadAhead(log.fetch, follows)
+        await ahead.fetch(0, 10)  # reader A; its 11..20 is fetched early
+        await ahead.fetch(50, 10)  # reader B; its 61..70 is fetched early
+        assert await ahead.fetch(10, 10) == list(range(11, 21))
+        assert await ahead.fetch(60, 10) == list(range(61, 71))
+        assert sorted(log.fetches[:4]) == [0, 10, 50, 60]  # neither early fetch was wasted
+        await ahead.close()
+
+    asyncio.run(main())

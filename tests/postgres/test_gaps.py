@@ -150,7 +150,7 @@ async def test_a_short_page_read_ahead_is_not_served_later(pg_pool, pg_schema) -
         await store.append(*_events(5), 0)  # positions 1..15
     first = await store.read_page(0, 10)
     assert [s.global_position for s in first] == list(range(1, 11))
-    ahead = store._ahead[(10, 10, None)]
+    ahead = store._ahead._early[(10, 10, None)]
     assert [s.global_position for s in await ahead] == list(range(11, 16))  # short
     await store.append(*_events(5), 0)  # positions 16..20
     second = await store.read_page(10, 10)

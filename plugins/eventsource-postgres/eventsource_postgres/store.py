@@ -21,6 +21,7 @@ from eventsource_core import (
     StoredEvent,
     default_registry,
 )
+from eventsource_core.readahead import ReadAhead, after_full_page
 from eventsource_core.store import check_append
 
 from .connection import PoolOwner
@@ -101,7 +102,6 @@ class PostgreSQLEventStore(PoolOwner):
     ``async with`` to let the store own one. asyncpg runs on asyncio only.
     """
 
-    MAX_READ_AHEAD = 16
     SCAN_CHUNK = 10_000
     MAX_SCAN_CHUNK = 200_000
     OWN_OPTIONS = ("schema", "registry")
@@ -126,23 +126,17 @@ class PostgreSQLEventStore(PoolOwner):
         self._last_scan_bound = -1
         self._last_scan_exhausted = False
         self._notifier: NotificationListener | None = None
-        self._ahead: dict[tuple[int, int, tuple[str, ...] | None], asyncio.Task[Any]] = {}
-        self._closing = False
+        self._ahead = ReadAhead(self._read_page_now, after_full_page)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def initialize(self) -> None:
-        self._closing = False
+        self._ahead.reopen()
         await super().initialize()
 
     async def close(self) -> None:
         """Let read-aheads finish and stop listening; then close the pool if we opened it."""
-        self._closing = True
-        ahead, self._ahead = list(self._ahead.values()), {}
-        if ahead:
-            await asyncio.wait(ahead, timeout=10)
-            for task in ahead:
-                _discard_result(task)
+        await self._ahead.close()
         if self._notifier is not None:
             await self._notifier.close()
             self._notifier = None
@@ -246,37 +240,11 @@ class PostgreSQLEventStore(PoolOwner):
         """Events after ``after_position`` in position order, never past an unsettled hole.
 
         A full page starts reading the next one in the background, so a catching-up reader's
-        next query runs on the server while this page is handled. A prefetched page is used
-        only if it is full: everything in it was settled when it was read, so it is exactly
-        what a read now would return.
+        next query runs on the server while this page is handled. A page only comes back full
+        when everything in it was settled, so an early full page is exactly what a read now
+        would return.
         """
-        types = None if event_types is None else tuple(event_types)
-        ahead = self._ahead.pop((after_position, limit, types), None)
-        page: list[StoredEvent] | None = None
-        if ahead is not None:
-            try:
-                page = await ahead
-            except Exception:
-                page = None  # read again below, where errors surface normally
-            if page is not None and len(page) < limit:
-                page = None
-        if page is None:
-            page = await self._read_page_now(after_position, limit, event_types)
-        if len(page) == limit and not self._closing:
-            self._read_ahead(page[-1].global_position, limit, types)
-        return page
-
-    def _read_ahead(self, after: int, limit: int, types: tuple[str, ...] | None) -> None:
-        key = (after, limit, types)
-        if key in self._ahead:
-            return
-        while len(self._ahead) >= self.MAX_READ_AHEAD:
-            stale = self._ahead.pop(next(iter(self._ahead)))
-            stale.add_done_callback(_discard_result)
-        task = asyncio.get_running_loop().create_task(
-            self._read_page_now(after, limit, None if types is None else list(types))
-        )
-        self._ahead[key] = task
+        return await self._ahead.fetch(after_position, limit, event_types)
 
     async def _read_page_now(
         self, after_position: int, limit: int, event_types: Sequence[str] | None
@@ -445,14 +413,6 @@ def _append_outage(
     return StorageUnavailableError(
         f"PostgreSQL is unreachable while appending to {stream} ({detail}); {outcome}"
     )
-
-
-def _discard_result(task: asyncio.Task[Any]) -> None:
-    """Retrieve an unused read-ahead's outcome so asyncio does not report it."""
-    if task.done() and not task.cancelled():
-        task.exception()
-    elif not task.done():
-        task.add_done_callback(_discard_result)
 
 
 def _contiguous_above(rows: Sequence[Any], bound: int) -> bool:
