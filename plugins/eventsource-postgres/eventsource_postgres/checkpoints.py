@@ -15,6 +15,7 @@ from eventsource_core.checkpoints import validate_name
 
 from .claims import DEFAULT_LEASE_SECONDS, PostgreSQLClaim, PostgreSQLClaims
 from .connection import PoolOwner
+from .held import HeldConnection
 from .outages import is_unavailable, translate_outages, unavailable_error
 from .schema import Names
 
@@ -147,6 +148,7 @@ class PostgreSQLCheckpointRepository(PoolOwner):
     ) -> None:
         super().__init__(pool, url, pool_options, schema)
         self._sql = _Queries(self.names)
+        self._held = HeldConnection()
         self.claims: PostgreSQLClaims | None = None
         if claims:
             self.claims = PostgreSQLClaims(self._open_pool, self.names, lease_seconds=lease_seconds)
@@ -174,6 +176,11 @@ class PostgreSQLCheckpointRepository(PoolOwner):
         value: int | None = await pool.fetchval(self._sql.get_position, subscription_id)
         return value
 
+    async def close(self) -> None:
+        """Give back the connection kept for saves; then close the pool if we opened it."""
+        await self._held.release()
+        await super().close()
+
     @translate_outages("saving a checkpoint")
     async def save_position(
         self,
@@ -184,8 +191,12 @@ class PostgreSQLCheckpointRepository(PoolOwner):
         *,
         events: int = 1,
     ) -> None:
+        """One statement on a connection kept between saves (see :mod:`.held`)."""
         pool = await self._open_pool()
-        await self._save_position(pool, subscription_id, position, event_id, event_type, events)
+        async with self._held.use(pool) as executor:
+            await self._save_position(
+                executor, subscription_id, position, event_id, event_type, events
+            )
 
     async def _save_position(
         self,
