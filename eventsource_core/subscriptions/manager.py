@@ -101,13 +101,20 @@ class SubscriptionManager:
         service = Service()
         await service.open()
         self._service = service
-        for notifier in (self.event_bus, self.event_store):
-            if isinstance(notifier, Notifier):
-                self._unlisten.append(notifier.add_listener(self._notify_all))
-        for subscription in self._subscriptions.values():
-            if subscription.done:
-                subscription.prepare_restart()
-            await service.start(subscription.run)
+        try:
+            for notifier in (self.event_bus, self.event_store):
+                if isinstance(notifier, Notifier):
+                    self._unlisten.append(notifier.add_listener(self._notify_all))
+            for subscription in self._subscriptions.values():
+                if subscription.done:
+                    subscription.prepare_restart()
+                await service.start(subscription.run)
+        except BaseException:
+            # Cancelled or failed half-way (``async with`` then never calls __aexit__): stop
+            # what did start, so the manager is not left running with nobody to stop it.
+            with anyio.CancelScope(shield=True):
+                await self.stop()
+            raise
 
     async def stop(self) -> None:
         """Let each subscription finish its batch, save its final checkpoint, and end.

@@ -36,7 +36,11 @@ class Service:
             trio.lowlevel.spawn_system_task(self._serve, name="eventsource-subscriptions")
         else:
             self._task = asyncio.get_running_loop().create_task(self._serve())
-        await self._ready.wait()
+        try:
+            await self._ready.wait()
+        except BaseException:
+            self._closing.set()  # cancelled while it started: it ends as soon as it is ready
+            raise
 
     async def start(self, func: Callable[..., Coroutine[Any, Any, Any]]) -> None:
         """Start ``func(task_status=...)`` in the group and wait until it reports started."""

@@ -105,3 +105,28 @@ async def test_cancelled_start_then_stop_from_another_scope():
         await manager.subscriptions["P"].wait_for_position(50)
     await manager.stop()
     await assert_consistent(store, repo, projection)
+
+
+class SlowStart(InMemoryEventStore):
+    """A store whose current position takes a while, as a remote one may."""
+
+    async def current_position(self) -> int:
+        await anyio.sleep(0.3)
+        return await super().current_position()
+
+
+async def test_a_cancel_that_lands_while_the_manager_starts_leaves_it_stopped():
+    store = SlowStart()
+    repo = InMemoryCheckpointRepository(event_store=store)
+    await append(store, 5)
+    manager = SubscriptionManager(store, None, repo)
+    sub = await manager.subscribe(Recorder(), SubscriptionConfig(start_from="end"), name="P")
+    with anyio.move_on_after(0.05) as scope:  # start() waits 0.3 s for "the end"
+        async with manager:
+            await anyio.sleep_forever()
+    assert scope.cancelled_caught
+    assert not manager.running
+    assert sub.done
+    async with manager:  # and it can be started again
+        assert manager.running
+    assert not manager.running
