@@ -8,6 +8,7 @@ in the benchmark). The repository keeps one connection between such writes inste
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -57,13 +58,15 @@ class HeldConnection:
         """Give the connection back now (before the pool closes)."""
         self._cancel_timer()
         if self._expiring is not None:
-            await self._expiring
+            with contextlib.suppress(Exception):  # a pool closed under it: nothing to return
+                await self._expiring
         if not self._busy:
             await self._give_back()
 
     def _expire(self) -> None:
         self._timer = None
         self._expiring = asyncio.get_running_loop().create_task(self._give_back_if_idle())
+        self._expiring.add_done_callback(_seen)
 
     async def _give_back_if_idle(self) -> None:
         if not self._busy:  # a write may have begun since the timer fired
@@ -78,3 +81,9 @@ class HeldConnection:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+def _seen(task: asyncio.Task[None]) -> None:
+    """Mark a failed give-back as seen; a pool closed meanwhile has nothing left to take."""
+    if not task.cancelled():
+        task.exception()
