@@ -15,17 +15,14 @@ and under CI (``CI`` set) they fail, as the PostgreSQL tests do.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from .markdown_blocks import Block, PageRun, python_blocks
 
 EXAMPLE_POSTGRES_URL = "postgresql://app:secret@db.internal:5432/app"
-DSN_ENV = "EVENTSOURCE_TEST_POSTGRES_DSN"
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -70,35 +67,10 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pages]:
 def postgres_url() -> Iterator[str]:
     """A URL to an empty database on a throwaway (or the configured) PostgreSQL server."""
     pytest.importorskip("eventsource_postgres", reason="the PostgreSQL plugin is not installed")
-    from postgres.server import PostgresServer, ServerUnavailable  # tests/postgres/server.py
+    from postgres.target import pg_target  # tests/postgres/target.py
 
-    external = os.environ.get(DSN_ENV)
-    if external:
-        yield asyncio.run(_fresh_database(external))
-        return
-    try:
-        server = PostgresServer.create()
-    except (ServerUnavailable, OSError) as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is required in CI: {exc}")
-        pytest.skip(f"no PostgreSQL server available: {exc}")
-    try:
-        server.psql("CREATE DATABASE docs OWNER eventsource")
-        yield server.dsn("docs")
-    finally:
-        server.destroy()
-
-
-async def _fresh_database(admin_url: str) -> str:
-    import asyncpg
-
-    name = f"es_docs_{os.getpid()}"
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f"CREATE DATABASE {name} TEMPLATE template0")
-    finally:
-        await conn.close()
-    return urlunsplit(urlsplit(admin_url)._replace(path="/" + name))
+    with pg_target() as target:
+        yield asyncio.run(target.fresh_database())
 
 
 def test_every_python_fence_is_found():

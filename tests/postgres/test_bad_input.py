@@ -20,8 +20,8 @@ from eventsource_postgres import (
 )
 from eventsource_postgres.schema import LATEST_VERSION
 
-from .conftest import PgTarget
 from .server import TEST_PASSWORD
+from .target import PgTarget
 
 
 async def open_and_close(url: str) -> None:
