@@ -24,9 +24,9 @@ CLOSE_TIMEOUT = 10.0
 
 
 class ReadAhead(Generic[Page]):
-    """Serves undecoded pages through ``fetch``, fetching the page after each full one early.
+    """Serves pages through ``fetch``, fetching the page after each full one early.
 
-    ``fetch(after_position, limit, event_types)`` returns a page as the driver gave it, and
+    ``fetch(after_position, limit, event_types)`` returns a page, decoded or not, and
     ``follows(page, limit)`` says where the next page starts, or ``None`` if this one is not
     full. Only a prefetched page that came back full is served: positions after a full page
     were already taken, so it is exactly what a fetch now would return. A short or failed
