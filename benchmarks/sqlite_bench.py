@@ -73,7 +73,7 @@ async def raw_upsert_commit(path: str, count: int) -> float:
         began = time.perf_counter()
         for position in range(1, count + 1):
             await db.execute_fetchall(
-                "INSERT INTO bench_raw VALUES ('raw', ?1, ?2, 'T', ?3, 1) "
+                "INSERT INTO bench_raw VALUES ('raw', ?, ?, 'T', ?, 1) "
                 "ON CONFLICT (name) DO UPDATE SET position = excluded.position, "
                 "event_id = excluded.event_id, event_type = excluded.event_type, "
                 "updated_at = excluded.updated_at, events = events + 1 "

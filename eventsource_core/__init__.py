@@ -1,7 +1,12 @@
 """eventsource-core: event-sourced projections that know where they stopped."""
 
 from .aggregates import AggregateRepository, AggregateRoot
-from .checkpoints import CheckpointData, CheckpointRepository, LagMetrics
+from .checkpoints import (
+    CheckpointData,
+    CheckpointRepository,
+    LagMetrics,
+    QueueingCheckpointRepository,
+)
 from .claims import Claim, ClaimingCheckpointRepository
 from .errors import (
     AggregateNotFoundError,
@@ -62,6 +67,7 @@ __all__ = [
     "OwnershipLostError",
     "PluginError",
     "ProjectionFailedError",
+    "QueueingCheckpointRepository",
     "ReadAll",
     "SchemaError",
     "StorageError",

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 from uuid import UUID
 
 import attrs
 
-__all__ = ["CheckpointData", "CheckpointRepository", "LagMetrics", "validate_name"]
+__all__ = [
+    "CheckpointData",
+    "CheckpointRepository",
+    "LagMetrics",
+    "QueueingCheckpointRepository",
+    "validate_name",
+]
 
 MAX_NAME_LENGTH = 200
 
@@ -107,4 +114,36 @@ class CheckpointRepository(Protocol):
 
     async def get_all_checkpoints(self) -> list[CheckpointData]:
         """Every checkpoint, ordered by projection name."""
+        ...
+
+
+@runtime_checkable
+class QueueingCheckpointRepository(CheckpointRepository, Protocol):
+    """A repository that can send a save and let the caller go on while it is written.
+
+    With ``AFTER_EACH_EVENT`` the subscription queues the save of one event, then confirms
+    the save before it, then handles the next event: the database always has the next write
+    waiting, and a crash repeats at most two events.
+
+    The contract, which keeps positions and counts exact when a save fails:
+
+    - saves of one name apply in the order they were queued;
+    - a save queued before the outcome of the previous one (same name) was awaited applies
+      only if that one did, and otherwise fails too;
+    - callers await every result, in the order queued.
+    """
+
+    def queue_position(
+        self,
+        subscription_id: str,
+        position: int,
+        event_id: UUID,
+        event_type: str,
+        *,
+        events: int = 1,
+    ) -> Awaitable[None]:
+        """``save_position``, begun now if the backend can; await the result to confirm it.
+
+        Raises what ``save_position`` raises, from the call or from the await.
+        """
         ...

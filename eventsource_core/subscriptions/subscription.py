@@ -10,12 +10,17 @@ import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 from anyio.abc import TaskStatus
 
-from ..checkpoints import CheckpointRepository, LagMetrics, validate_name
+from ..checkpoints import (
+    CheckpointRepository,
+    LagMetrics,
+    QueueingCheckpointRepository,
+    validate_name,
+)
 from ..claims import Claim, ClaimingCheckpointRepository
 from ..errors import (
     ConfigurationError,
@@ -95,6 +100,11 @@ class Subscription:
         #: Where the first start began; a restart before any event was handled resumes here.
         self._first_target = 0
         self._progress = Progress(self.name, checkpoints)
+        self._queue = (
+            checkpoints.queue_position
+            if isinstance(checkpoints, QueueingCheckpointRepository)
+            else None
+        )
         self._failures = 0
 
     def prepare_restart(self) -> None:
@@ -377,15 +387,21 @@ class Subscription:
         """The hot path: one handler call per event, asking the policy in between.
 
         Progress lives in locals and is written back in ``finally``, so a failure or a
-        cancellation mid-batch still leaves it exact for the final save.
+        cancellation mid-batch still leaves it exact for the final save. A backend that can
+        queue saves writes one event's checkpoint while the next event is handled.
         """
         handle: Callable[[DomainEvent], Awaitable[None]] = self.projection.handle
         due = self.policy.due if self.policy.per_event else None
         save = self.checkpoints.save_position
+        queue = self._queue
         monotonic = time.monotonic
         name = self.name
         progress = self._progress
         last, pending, handled = progress.last, progress.pending, 0
+        # The newest queued save, and the one before it until it is confirmed.
+        newest: _Queued | None = None
+        previous: _Queued | None = None  # kept only when confirming it failed
+        unsure = False
         try:
             for stored in batch:
                 event = stored.event
@@ -399,22 +415,77 @@ class Subscription:
                 pending += 1
                 handled += 1
                 if due is not None and due(pending, monotonic() - progress.saved_at, False):
-                    await save(
-                        name,
-                        stored.global_position,
-                        event.event_id,
-                        event.event_type,
-                        events=pending,
-                    )
+                    if queue is None:
+                        await save(
+                            name,
+                            stored.global_position,
+                            event.event_id,
+                            event.event_type,
+                            events=pending,
+                        )
+                    else:
+                        # Queue this save first, then confirm the one before: the database
+                        # always has the next write waiting, and at most one event's save is
+                        # unconfirmed while the next event is handled.
+                        sending = queue(
+                            name,
+                            stored.global_position,
+                            event.event_id,
+                            event.event_type,
+                            events=pending,
+                        )
+                        previous, newest = newest, _Queued(sending, stored, pending)
+                        pending = 0  # counted by the queued save from here on
+                        if previous is not None:
+                            try:
+                                await previous.sending
+                            except anyio.get_cancelled_exc_class():
+                                unsure = True  # it may or may not have applied
+                                raise
+                            previous = None
                     pending = 0
                     progress.saved_at = monotonic()
                 if self._stopping:
                     return
         finally:
+            if newest is not None:
+                pending += await self._settle(newest, previous, unsure)
             progress.last, progress.pending = last, pending
             self.events_handled += handled
             if last is not None:
                 self.position = last.global_position
+
+    async def _settle(self, newest: _Queued, previous: _Queued | None, unsure: bool) -> int:
+        """Wait for the newest queued save; return how many events are still unsaved.
+
+        ``previous`` is the save before it, if confirming that one failed (``unsure``: was
+        cancelled). A queued save applies only if the one before it did, so the newest
+        succeeding confirms both. A save whose outcome is unknown is made again: saving a
+        position twice counts its events once, so the count stays exact.
+        """
+        unsaved = newest.events
+        with anyio.CancelScope(shield=True):
+            try:
+                await newest.sending
+                unsaved = 0
+            except Exception:
+                if previous is not None and not (unsure and await self._save_again(previous)):
+                    unsaved += previous.events
+        return unsaved
+
+    async def _save_again(self, queued: _Queued) -> bool:
+        stored = queued.stored
+        try:
+            await self.checkpoints.save_position(
+                self.name,
+                stored.global_position,
+                stored.event_id,
+                stored.event_type,
+                events=queued.events,
+            )
+        except Exception:
+            return False
+        return True
 
     async def _handle_in_transaction(self, batch: Sequence[StoredEvent]) -> None:
         assert isinstance(self.checkpoints, TransactionalCheckpointRepository)
@@ -442,6 +513,14 @@ class Subscription:
         self._progress.advance(stored, count)
         self.position = stored.global_position
         self.events_handled += count
+
+
+class _Queued(NamedTuple):
+    """A checkpoint save sent ahead, with the event it covers and how many events it counts."""
+
+    sending: Awaitable[None]
+    stored: StoredEvent
+    events: int
 
 
 def _subscribed_types(projection: Any) -> list[str] | None:

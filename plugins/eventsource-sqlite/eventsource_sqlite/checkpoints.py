@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -29,6 +29,7 @@ from eventsource_core.checkpoints import validate_name
 from . import queries
 from .connection import connect, gate_for, open_options, storage_error
 from .schema import CHECKPOINTS, EVENTS, SCHEMA_TABLE, ensure_schema
+from .sending import Refusal, Sent, send
 
 __all__ = ["SQLiteCheckpointRepository", "SQLiteCheckpointTransaction"]
 
@@ -39,7 +40,7 @@ NOW = "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')"
 SAVE_POSITION = f"""
 INSERT INTO projection_checkpoints (projection_name, last_event_id, last_event_type,
     last_processed_at, events_processed, global_position, created_at, updated_at)
-VALUES (?1, ?2, ?3, {NOW}, ?4, ?5, {NOW}, {NOW})
+VALUES (?, ?, ?, {NOW}, ?, ?, {NOW}, {NOW})
 ON CONFLICT (projection_name) DO UPDATE SET
     events_processed = events_processed + CASE
         WHEN global_position IS excluded.global_position THEN 0
@@ -52,10 +53,34 @@ ON CONFLICT (projection_name) DO UPDATE SET
 WHERE global_position IS NULL OR excluded.global_position >= global_position
 """
 
+#: The save queued behind an unconfirmed one applies only where that one landed. Otherwise
+#: ``created_at`` comes out NULL, on insert (no row yet) or on update (the row is elsewhere),
+#: and the NOT NULL column refuses the statement: it fails instead of passing silently.
+SAVE_AFTER = f"""
+INSERT INTO projection_checkpoints (projection_name, last_event_id, last_event_type,
+    last_processed_at, events_processed, global_position, created_at, updated_at)
+VALUES (?, ?, ?, {NOW}, ?, ?,
+    (SELECT created_at FROM projection_checkpoints WHERE projection_name = ?), {NOW})
+ON CONFLICT (projection_name) DO UPDATE SET
+    created_at = CASE WHEN global_position IS ? THEN created_at END,
+    events_processed = events_processed + excluded.events_processed,
+    last_event_id = excluded.last_event_id,
+    last_event_type = excluded.last_event_type,
+    last_processed_at = excluded.last_processed_at,
+    global_position = excluded.global_position,
+    updated_at = excluded.updated_at
+"""
+
+_NOT_AFTER = Refusal(
+    "NOT NULL constraint failed: projection_checkpoints.created_at",
+    "a checkpoint save was not applied because the save queued before it failed; the "
+    "subscription saves both again, so no progress and no count is lost",
+)
+
 _UPDATE_CHECKPOINT = f"""
 INSERT INTO projection_checkpoints (projection_name, last_event_id, last_event_type,
     last_processed_at, events_processed, global_position, created_at, updated_at)
-VALUES (?1, ?2, ?3, {NOW}, 1, NULL, {NOW}, {NOW})
+VALUES (?, ?, ?, {NOW}, 1, NULL, {NOW}, {NOW})
 ON CONFLICT (projection_name) DO UPDATE SET
     events_processed = events_processed + CASE
         WHEN last_event_id IS excluded.last_event_id THEN 0 ELSE 1 END,
@@ -136,6 +161,8 @@ class SQLiteCheckpointRepository:
         self._adopt = adopt
         self._gate = gate_for(db)
         self._where = "the SQLite checkpoint database"
+        #: The last save queued per name, and its position, for chaining the next one.
+        self._sends: dict[str, tuple[int, Sent]] = {}
 
     @classmethod
     @asynccontextmanager
@@ -172,24 +199,73 @@ class SQLiteCheckpointRepository:
         *,
         events: int = 1,
     ) -> None:
+        await self.queue_position(subscription_id, position, event_id, event_type, events=events)
+
+    def queue_position(
+        self,
+        subscription_id: str,
+        position: int,
+        event_id: UUID,
+        event_type: str,
+        *,
+        events: int = 1,
+    ) -> Awaitable[None]:
+        """``save_position``, already on SQLite's thread when this returns, if it can be.
+
+        A save queued while the one before it (same name) is unconfirmed applies only if
+        that one did, so a failed save can never be covered by a later one: the caller sees
+        both fail and saves their events again, counted once.
+        """
         params = position_params(subscription_id, position, event_id, event_type, events)
+        before = self._sends.get(subscription_id)
+        if before is not None and (before[1].delivered or before[1].succeeded()):
+            before = None  # its outcome is known: nothing to wait for
         gate, db = self._gate, self.db
         if (
-            not gate.lock.locked()
+            (before is None or before[1].queued)
+            and not gate.lock.locked()
             and CHECKPOINTS.name in gate.ready
             and db.isolation_level is None
             and not db.in_transaction
         ):
-            # The hot path of AFTER_EACH_EVENT. The statement is queued on the connection
-            # before this task can yield, and nothing holds the connection now, so it cannot
-            # land inside another task's transaction; skipping the lock keeps the Python
-            # between two database round trips short, which is what the rate depends on.
-            try:
-                await db.execute_fetchall(SAVE_POSITION, params)
-            except sqlite3.Error as exc:
-                raise storage_error(exc, self._where) from exc
-            return
-        await self._write(SAVE_POSITION, params, "save_position")
+            # Nothing holds the connection, so the statement lands ahead of any transaction
+            # begun later and needs no lock; anything queued before it runs first.
+            if before is None or position <= before[0]:
+                sent = send(db, SAVE_POSITION, params, self._where)
+            else:
+                after = (*params, subscription_id, before[0])
+                sent = send(db, SAVE_AFTER, after, self._where, refusal=_NOT_AFTER)
+        else:
+            # The save waits its turn when awaited, in the caller's task (which may hold the
+            # connection's transaction); the marker keeps later saves behind it.
+            marker = Sent(
+                asyncio.get_running_loop().create_future(),
+                self._where,
+                queued=False,
+            )
+            self._remember(subscription_id, position, marker)
+            return self._save_after(before, params, marker)
+        self._remember(subscription_id, position, sent)
+        return sent
+
+    async def _save_after(
+        self, before: tuple[int, Sent] | None, params: tuple[object, ...], marker: Sent
+    ) -> None:
+        applied = False
+        try:
+            if before is not None and not await before[1].applied():
+                raise StorageError(_NOT_AFTER.message)
+            await self._write(SAVE_POSITION, params, "save_position")
+            applied = True
+        finally:
+            marker.resolve(applied)
+
+    def _remember(self, name: str, position: int, sent: Sent) -> None:
+        sends = self._sends
+        if len(sends) >= 256 and name not in sends:  # many names: drop the settled ones
+            for done in [key for key, (_, old) in sends.items() if old.delivered]:
+                del sends[done]
+        sends[name] = (position, sent)
 
     async def update_checkpoint(
         self, projection_name: str, event_id: UUID, event_type: str
