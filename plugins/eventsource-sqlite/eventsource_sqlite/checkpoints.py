@@ -96,25 +96,12 @@ _SELECT = (
 )
 
 
-_valid_names: set[str] = set()
-
-
-def checked_name(name: str) -> str:
-    """``validate_name``, remembered: subscriptions save under the same few names all day."""
-    if type(name) is not str or name not in _valid_names:
-        validate_name(name)
-        if len(_valid_names) >= 1024:
-            _valid_names.clear()
-        _valid_names.add(name)
-    return name
-
-
 def position_params(
     subscription_id: str, position: int, event_id: UUID, event_type: str, events: int
 ) -> tuple[object, ...]:
     if position < 0 or events < 0:
         raise ValueError(f"position and events must be >= 0, got {position} and {events}")
-    return (checked_name(subscription_id), str(event_id), event_type, events, position)
+    return (validate_name(subscription_id), str(event_id), event_type, events, position)
 
 
 class SQLiteCheckpointTransaction:
@@ -270,7 +257,7 @@ class SQLiteCheckpointRepository:
     async def update_checkpoint(
         self, projection_name: str, event_id: UUID, event_type: str
     ) -> None:
-        params = (checked_name(projection_name), str(event_id), event_type)
+        params = (validate_name(projection_name), str(event_id), event_type)
         await self._write(_UPDATE_CHECKPOINT, params, "update_checkpoint")
 
     async def reset_checkpoint(self, projection_name: str) -> None:
