@@ -170,6 +170,19 @@ async def test_a_foreign_claims_table_in_a_version_1_schema_is_refused_and_kept(
     assert [tuple(r) for r in rows] == [("invoice", True)]
 
 
+async def test_a_claims_table_without_its_primary_key_is_refused_and_kept(
+    pg_pool, pg_schema
+) -> None:
+    """Same columns, but no key on name: claims could not use ON CONFLICT (name) on it."""
+    await _v1(pg_pool, pg_schema, claims=False)
+    await pg_pool.execute(V1_CLAIMS.format(s=pg_schema).replace("PRIMARY KEY", "NOT NULL"))
+    with pytest.raises(SchemaError, match=r"its primary key is not \(name\)"):
+        async with PostgreSQLCheckpointRepository(pg_pool, schema=pg_schema):
+            pass
+    assert await _versions(pg_pool, pg_schema) == [1]
+    assert "eventsource_claims" in await _tables(pg_pool, pg_schema)
+
+
 async def test_a_foreign_function_in_the_way_of_an_upgrade_is_refused_and_kept(
     pg_pool, pg_schema
 ) -> None:

@@ -136,12 +136,16 @@ async def _migration_2(conn: asyncpg.Connection, n: Names) -> None:
     since tokens must only grow."""
     if await _table_exists(conn, n.schema, "eventsource_claims"):
         if await _columns(conn, n.schema, "eventsource_claims") != _CLAIMS_COLUMNS:
-            raise SchemaError(
-                f"schema {n.schema!r} already has a table 'eventsource_claims' that eventsource "
-                "did not create (its columns differ). Nothing was changed; rename or drop that "
-                "table, or pass schema='eventsource' to keep our tables apart"
-            )
-        return
+            differs = "its columns differ"
+        elif await _primary_key(conn, n.schema, "eventsource_claims") != ["name"]:
+            differs = "its primary key is not (name)"  # claims rely on ON CONFLICT (name)
+        else:
+            return
+        raise SchemaError(
+            f"schema {n.schema!r} already has a table 'eventsource_claims' that eventsource "
+            f"did not create ({differs}). Nothing was changed; rename or drop that table, or "
+            "pass schema='eventsource' to keep our tables apart"
+        )
     await conn.execute(
         f"CREATE TABLE {n.claims} (name text PRIMARY KEY, owner text, "
         "token bigint NOT NULL, expires_at timestamptz NOT NULL)"
@@ -208,6 +212,21 @@ async def _columns(
         table,
     )
     return [(row[0], row[1], row[2]) for row in rows]
+
+
+async def _primary_key(conn: asyncpg.Connection, schema: str, table: str) -> list[str]:
+    """The primary key's columns, in key order; empty without one."""
+    rows = await conn.fetch(
+        "SELECT a.attname FROM pg_catalog.pg_index i "
+        "JOIN pg_catalog.pg_class c ON c.oid = i.indrelid "
+        "JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace "
+        "CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) "
+        "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum "
+        "WHERE s.nspname = $1 AND c.relname = $2 AND i.indisprimary ORDER BY k.n",
+        schema,
+        table,
+    )
+    return [row[0] for row in rows]
 
 
 async def _current_version(conn: asyncpg.Connection, n: Names) -> int | None:
