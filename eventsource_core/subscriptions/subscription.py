@@ -423,6 +423,7 @@ class Subscription:
                             event.event_type,
                             events=pending,
                         )
+                        pending = 0
                     else:
                         # Queue this save first, then confirm the one before: the database
                         # always has the next write waiting, and at most one event's save is
@@ -443,7 +444,6 @@ class Subscription:
                                 unsure = True  # it may or may not have applied
                                 raise
                             previous = None
-                    pending = 0
                     progress.saved_at = monotonic()
                 if self._stopping:
                     return
