@@ -113,7 +113,13 @@ async def measure(path: str, events: int, per_event: int, rounds: int) -> dict[s
     Ratios are taken within each round, then the median across rounds is reported.
     """
     url = f"sqlite:///{path}"
-    rates: dict[str, list[float]] = {"raw_read": [], "batch": [], "raw_upsert": [], "each": []}
+    rates: dict[str, list[float]] = {
+        "raw_read": [],
+        "batch": [],
+        "raw_upsert": [],
+        "each": [],
+        "each_1000": [],
+    }
     for _ in range(rounds):
         rates["raw_read"].append(await raw_read_decode(path, events))
         rates["batch"].append(await catch_up(url, CheckpointStrategy.AFTER_BATCH, events, PAGE))
@@ -121,13 +127,17 @@ async def measure(path: str, events: int, per_event: int, rounds: int) -> dict[s
         rates["each"].append(
             await catch_up(url, CheckpointStrategy.AFTER_EACH_EVENT, per_event, 100)
         )
+        rates["each_1000"].append(
+            await catch_up(url, CheckpointStrategy.AFTER_EACH_EVENT, per_event, PAGE)
+        )
     result = {name: statistics.median(values) for name, values in rates.items()}
     result["batch_ratio"] = statistics.median(
         b / r for b, r in zip(rates["batch"], rates["raw_read"], strict=True)
     )
-    result["each_ratio"] = statistics.median(
-        e / r for e, r in zip(rates["each"], rates["raw_upsert"], strict=True)
-    )
+    for each in ("each", "each_1000"):
+        result[f"{each}_ratio"] = statistics.median(
+            e / r for e, r in zip(rates[each], rates["raw_upsert"], strict=True)
+        )
     return result
 
 
@@ -145,7 +155,8 @@ def main() -> None:
     print(f"  ratio                          {rate['batch_ratio']:12.0%}   (target >= 50%)")
     print(f"  raw UPSERT + commit            {rate['raw_upsert']:12,.0f} /s ({per_event:,} rows)")
     print(f"  catch-up AFTER_EACH_EVENT      {rate['each']:12,.0f} events/s ({per_event:,} events)")
-    print(f"  ratio                          {rate['each_ratio']:12.0%}   (target >= 80%)")
+    print(f"  ratio, batch_size=100 (default){rate['each_ratio']:12.0%}   (target >= 80%)")
+    print(f"  ratio, batch_size=1,000        {rate['each_1000_ratio']:12.0%}   (fewer page stalls)")
 
 
 if __name__ == "__main__":
