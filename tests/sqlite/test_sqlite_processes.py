@@ -157,7 +157,7 @@ def run_with_kills(url: str, mode: str, log: Path, rng: random.Random) -> int:
             if wait_for_lines(counter, target, process):
                 time.sleep(rng.random() * 0.001)
                 process.send_signal(signal.SIGKILL)
-                process.wait()
+                process.communicate()  # reaps it and closes its pipes
                 if process.returncode == -signal.SIGKILL:
                     kills += 1
                     continue
