@@ -89,7 +89,7 @@ async def test_kill_9_at_random_points_loses_nothing(
             [pg_dsn, name, mode, str(BATCH), str(log), str(last), "final"],
             tmp_path / "final.out",
         )
-        code = await anyio.to_thread.run_sync(final.proc.wait, 600)
+        code = await anyio.to_thread.run_sync(final.wait, 600)
         assert code == 0, final.output()[-3000:]
         assert await _checkpoint(pool, name) == last
         balances = {r[0]: (r[1], r[2]) for r in await pool.fetch("SELECT * FROM balances")}

@@ -41,6 +41,13 @@ class Worker:
                 raise AssertionError(f"worker {self.pid} never printed {text!r}:\n{self.output()}")
             await anyio.sleep(0.05)
 
+    def wait(self, timeout: float) -> int:
+        """Wait for the worker to end on its own; its log is closed either way."""
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._out.close()
+
     def kill(self) -> None:
         """SIGKILL: no clean-up, no release, no final checkpoint."""
         if self.proc.poll() is None:
